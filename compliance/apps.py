@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class ComplianceConfig(AppConfig):
+    name = "compliance"
+    verbose_name = "Compliance"
+
+    def ready(self) -> None:
+        from . import celery  # noqa: F401  (binds shared tasks to our app)

@@ -1,0 +1,37 @@
+"""Base for the command-line contract: a short human summary by default, `--json`
+for machines, and a one-line reason with a non-zero exit on bad input."""
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+
+class ContractCommand(BaseCommand):
+    #: exceptions whose message is shown as the one-line reason
+    user_errors: tuple[type[BaseException], ...] = (ValueError, LookupError, RuntimeError)
+
+    def add_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+        self.add_command_arguments(parser)
+
+    def add_command_arguments(self, parser):
+        pass
+
+    def run(self, **options) -> tuple[str, dict]:
+        raise CommandError("command has no run()")
+
+    def handle(self, *args, **options):
+        try:
+            summary, data = self.run(**options)
+        except CommandError:
+            raise
+        except self.user_errors as exc:
+            raise CommandError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        exit_code = data.pop("_exit_code", None) if isinstance(data, dict) else None
+        if options["json"]:
+            self.stdout.write(json.dumps(data, indent=None, sort_keys=True, default=str))
+        else:
+            self.stdout.write(summary)
+        if exit_code:
+            raise SystemExit(exit_code)

@@ -1,0 +1,124 @@
+"""Compliance records: the ledger, registered public keys and alerts.
+
+Ledger rows are append-only: the model layer refuses updates and deletes, database
+triggers (installed by migrations) refuse them too, and signed checkpoints make any
+change that bypassed both detectable by `manage.py verify_ledger`.
+"""
+from __future__ import annotations
+
+from django.db import models
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError(f"{self.model.__name__} is append-only")
+
+    def delete(self):
+        raise PermissionError(f"{self.model.__name__} is append-only")
+
+
+class AppendOnlyModel(models.Model):
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError(f"{type(self).__name__} is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError(f"{type(self).__name__} is append-only")
+
+
+class LedgerHead(models.Model):
+    """One row holding the ledger size. Appenders lock it, which gives every entry a
+    gapless, totally ordered index on PostgreSQL and SQLite alike."""
+
+    size = models.BigIntegerField(default=0)
+
+
+class LedgerEntry(AppendOnlyModel):
+    """One leaf of the Merkle log. `body` is the exact canonical JSON (RFC 8785) that
+    was hashed: leaf_hash = SHA-256(0x00 || body)."""
+
+    index = models.BigIntegerField(primary_key=True)
+    kind = models.CharField(max_length=64, db_index=True)
+    subject = models.CharField(max_length=128, db_index=True, blank=True)
+    body = models.TextField()
+    leaf_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["index"]
+        verbose_name_plural = "ledger entries"
+
+    def __str__(self) -> str:
+        return f"#{self.index} {self.kind} {self.subject}"
+
+
+class SigningKey(models.Model):
+    """A registered public key. The private half lives only in a 0600 file under
+    TRACELEDGER_KEYS_DIR; it is never stored here."""
+
+    PURPOSES = [("build", "build"), ("ledger", "ledger"), ("witness", "witness")]
+
+    key_id = models.CharField(max_length=64, unique=True)
+    purpose = models.CharField(max_length=16, choices=PURPOSES)
+    algorithm = models.CharField(max_length=16, default="ed25519")
+    public_key = models.CharField(max_length=64, help_text="base64 of the raw 32-byte key")
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["purpose", "created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.purpose}:{self.key_id[:16]}"
+
+    def to_dict(self) -> dict:
+        return {
+            "key_id": self.key_id,
+            "purpose": self.purpose,
+            "algorithm": self.algorithm,
+            "public_key": self.public_key,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "retired_at": self.retired_at.isoformat() if self.retired_at else None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+class Alert(models.Model):
+    SEVERITIES = [("info", "info"), ("warning", "warning"), ("critical", "critical")]
+
+    kind = models.CharField(max_length=64, db_index=True)
+    severity = models.CharField(max_length=16, choices=SEVERITIES, default="warning")
+    message = models.CharField(max_length=500)
+    subject = models.CharField(max_length=128, blank=True)
+    details = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    ledger_index = models.BigIntegerField(null=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=150, blank=True)
+    acknowledgement_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"[{self.severity}] {self.kind}: {self.message}"
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "severity": self.severity,
+            "message": self.message,
+            "subject": self.subject,
+            "details": self.details,
+            "created_at": self.created_at.isoformat(),
+            "ledger_index": self.ledger_index,
+            "acknowledged_at": self.acknowledged_at.isoformat() if self.acknowledged_at else None,
+        }

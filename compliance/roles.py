@@ -1,0 +1,72 @@
+"""Roles: auditor (read-only), engineer (register, build, deploy), admin (everything,
+keys and users), service (machine identities that ingest provenance).
+
+Roles are Django groups; a superuser is an admin.  Views use `role_required`, API
+views use `RolePermission` with a `write_roles` attribute (reads need any role).
+"""
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+AUDITOR, ENGINEER, ADMIN, SERVICE = "auditor", "engineer", "admin", "service"
+ROLES = (AUDITOR, ENGINEER, ADMIN, SERVICE)
+READ_ROLES = (AUDITOR, ENGINEER, ADMIN)
+WRITE_ROLES = (ENGINEER, ADMIN)
+
+
+def ensure_groups() -> None:
+    for name in ROLES:
+        Group.objects.get_or_create(name=name)
+
+
+def roles_of(user) -> set[str]:
+    if not user or not user.is_authenticated:
+        return set()
+    cached = getattr(user, "_traceledger_roles", None)
+    if cached is None:
+        cached = set(user.groups.values_list("name", flat=True))
+        if user.is_superuser:
+            cached.add(ADMIN)
+        user._traceledger_roles = cached
+    return cached
+
+
+def has_role(user, *roles: str) -> bool:
+    return bool(roles_of(user) & set(roles))
+
+
+def role_required(*roles: str):
+    """Login required, then one of `roles`; otherwise 403."""
+
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not has_role(request.user, *roles):
+                raise PermissionDenied("your role does not allow this")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+class RolePermission(BasePermission):
+    """Reads need a read role; writes need one of the view's `write_roles`
+    (engineer or admin by default)."""
+
+    message = "your role does not allow this"
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in SAFE_METHODS:
+            return has_role(request.user, *getattr(view, "read_roles", READ_ROLES))
+        return has_role(request.user, *getattr(view, "write_roles", WRITE_ROLES))
+
+
+def actor_name(user) -> str:
+    return user.get_username() if user and user.is_authenticated else "anonymous"

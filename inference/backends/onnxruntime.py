@@ -1,0 +1,201 @@
+"""ONNX Runtime backend: the runnable engine path (CPU, or GPU where onnxruntime-gpu
+is installed).
+
+"Building" an engine means: optional precision conversion (FP16 with
+onnxconverter-common, INT8 static quantization from a calibration set or dynamic
+quantization without one), then ORT graph optimization saved as the engine — an
+optimized ONNX model that ORT loads without re-optimizing.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from .base import BuildError, BuildResult, BuildSpec
+
+OPT_LEVEL = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+OPT_LEVEL_NAME = "ORT_ENABLE_EXTENDED"
+
+
+def _providers() -> list[str]:
+    available = ort.get_available_providers()
+    preferred = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    return preferred or ["CPUExecutionProvider"]
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.3f}"
+
+
+class OrtRunner:
+    def __init__(self, session: ort.InferenceSession):
+        self.session = session
+        self.inputs = {i.name: (i.type, tuple(d if isinstance(d, int) else -1 for d in i.shape))
+                       for i in session.get_inputs()}
+        self.outputs = {o.name: (o.type, tuple(d if isinstance(d, int) else -1 for d in o.shape))
+                        for o in session.get_outputs()}
+        self._output_names = [o.name for o in session.get_outputs()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        values = self.session.run(self._output_names, feeds)
+        return dict(zip(self._output_names, values))
+
+
+def _retarget_casts(model: onnx.ModelProto) -> None:
+    """The FP16 converter types a Cast's output as float16 but leaves its `to`
+    attribute at float (skl2onnx pipelines have such Casts), which ORT rejects; point
+    those Casts at float16.  (Blocking Cast in the converter instead makes it loop.)"""
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in list(model.graph.value_info) + list(model.graph.output)}
+    for node in model.graph.node:
+        if node.op_type != "Cast":
+            continue
+        for attr in node.attribute:
+            if attr.name == "to" and attr.i == onnx.TensorProto.FLOAT and types.get(node.output[0]) == onnx.TensorProto.FLOAT16:
+                attr.i = onnx.TensorProto.FLOAT16
+
+
+class _NpzReader:
+    """CalibrationDataReader over an .npz of named input arrays (first axis = samples)."""
+
+    def __init__(self, path: str, input_names: list[str]):
+        data = np.load(path, allow_pickle=False)
+        self.arrays = {name: data[name] for name in input_names}
+        self.count = min(len(a) for a in self.arrays.values())
+        self.position = 0
+
+    def get_next(self):
+        if self.position >= self.count:
+            return None
+        i = self.position
+        self.position += 1
+        return {name: array[i:i + 1] for name, array in self.arrays.items()}
+
+    def rewind(self):
+        self.position = 0
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def version(self) -> str:
+        return ort.__version__
+
+    def supported_precisions(self) -> tuple[str, ...]:
+        return ("fp32", "fp16", "int8")
+
+    def describe_device(self) -> dict:
+        providers = _providers()
+        return {
+            "kind": "gpu" if "CUDAExecutionProvider" in providers else "cpu",
+            "name": _cpu_name(),
+            "ort_device": ort.get_device(),
+            "execution_providers": providers,
+            "cpu_count": str(os.cpu_count() or 0),
+            "machine": platform.machine(),
+        }
+
+    def build(self, onnx_path: str, spec: BuildSpec) -> BuildResult:
+        if spec.precision not in self.supported_precisions():
+            raise BuildError(f"onnxruntime backend does not support precision {spec.precision!r}")
+        log: list[str] = []
+        timings: dict[str, str] = {}
+        with tempfile.TemporaryDirectory(prefix="ort-build-") as tmp:
+            source = onnx_path
+            started = time.perf_counter()
+            if spec.precision == "fp16":
+                source = self._to_fp16(onnx_path, tmp, log)
+            elif spec.precision == "int8":
+                source = self._to_int8(onnx_path, spec, tmp, log)
+            timings["convert_ms"] = _ms(time.perf_counter() - started)
+            optimized = os.path.join(tmp, "engine.onnx")
+            options = ort.SessionOptions()
+            options.graph_optimization_level = OPT_LEVEL
+            options.optimized_model_filepath = optimized
+            options.log_severity_level = 2
+            started = time.perf_counter()
+            try:
+                ort.InferenceSession(source, options, providers=_providers())
+            except Exception as exc:
+                raise BuildError(f"onnxruntime could not optimize the model: {str(exc).splitlines()[0]}") from None
+            timings["optimize_ms"] = _ms(time.perf_counter() - started)
+            engine = Path(optimized).read_bytes()
+        log.append(f"optimized with {OPT_LEVEL_NAME} on {', '.join(_providers())}: {len(engine)} bytes")
+        metadata = {
+            "backend": self.name,
+            "backend_version": self.version(),
+            "precision": spec.precision,
+            "optimization_level": OPT_LEVEL_NAME,
+            "execution_providers": _providers(),
+            "profiles": {name: p.to_dict() for name, p in spec.profiles.items()},
+            "timings": timings,
+        }
+        if spec.precision == "int8":
+            metadata["quantization"] = "static" if spec.calibration_path else "dynamic"
+        return BuildResult(engine=engine, metadata=metadata, log="\n".join(log))
+
+    def _to_fp16(self, onnx_path: str, tmp: str, log: list[str]) -> str:
+        from onnxconverter_common import float16
+
+        model = onnx.load(onnx_path)
+        converted = float16.convert_float_to_float16(model, keep_io_types=True)
+        _retarget_casts(converted)
+        out = os.path.join(tmp, "fp16.onnx")
+        onnx.save(converted, out)
+        log.append("converted weights and activations to FP16 (inputs/outputs kept in their types)")
+        return out
+
+    def _to_int8(self, onnx_path: str, spec: BuildSpec, tmp: str, log: list[str]) -> str:
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        prepared = os.path.join(tmp, "prepared.onnx")
+        try:
+            quant_pre_process(onnx_path, prepared, skip_symbolic_shape=True)
+        except Exception as exc:
+            log.append(f"quantization pre-processing skipped: {str(exc).splitlines()[0]}")
+            prepared = onnx_path
+        out = os.path.join(tmp, "int8.onnx")
+        try:
+            if spec.calibration_path:
+                model = onnx.load(prepared, load_external_data=False)
+                initializers = {i.name for i in model.graph.initializer}
+                names = [i.name for i in model.graph.input if i.name not in initializers]
+                reader = _NpzReader(spec.calibration_path, names)
+                quantize_static(
+                    prepared, out, reader, quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                   "DefaultTensorType": onnx.TensorProto.FLOAT},
+                )
+                log.append(f"static INT8 quantization (symmetric Q/DQ) calibrated on {reader.count} samples")
+            else:
+                quantize_dynamic(prepared, out, weight_type=QuantType.QInt8,
+                                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+                log.append("dynamic INT8 quantization of weights")
+        except Exception as exc:
+            raise BuildError(f"INT8 quantization failed: {str(exc).splitlines()[0]}") from None
+        return out
+
+    def load(self, engine: bytes) -> OrtRunner:
+        options = ort.SessionOptions()
+        # The engine is already optimized; do not re-optimize at load time.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.intra_op_num_threads = int(os.environ.get("TRACELEDGER_ORT_THREADS", "1"))
+        return OrtRunner(ort.InferenceSession(engine, options, providers=_providers()))

@@ -1,0 +1,61 @@
+"""Canonical encoding of named tensors and the salted input commitment.
+
+encoding(tensors) = for each name in sorted order:
+    u32 len(name) ‖ name (UTF-8) ‖ u32 len(dtype) ‖ dtype ("<f4", "<i8", …)
+    ‖ u32 ndim ‖ u64 dim … ‖ u64 nbytes ‖ bytes (C order, little-endian)
+output_digest = SHA-256(encoding(outputs))
+input_digest  = SHA-256(salt(32 bytes) ‖ encoding(inputs))      — a commitment
+
+A plain hash of a small input can be reversed by hashing guesses (a credit applicant's
+age and income have few values); with a random per-prediction salt kept outside the
+ledger it cannot, and erasing the salt unlinks the input for good.  To verify a
+disclosed input: recompute SHA-256(salt ‖ encoding(input)) and compare it with the
+prediction's input_digest in the ledger.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import struct
+
+import numpy as np
+
+SALT_BYTES = 32
+
+
+def _le(array: np.ndarray) -> np.ndarray:
+    if array.dtype.byteorder == ">" or (array.dtype.byteorder == "=" and not np.little_endian):
+        array = array.astype(array.dtype.newbyteorder("<"))
+    return np.ascontiguousarray(array)
+
+
+def update_with_tensors(h, tensors: dict[str, np.ndarray]) -> None:
+    for name in sorted(tensors):
+        array = _le(np.asarray(tensors[name]))
+        name_b = name.encode()
+        dtype_b = array.dtype.str.replace("|", "<").encode()
+        h.update(struct.pack("<I", len(name_b)) + name_b + struct.pack("<I", len(dtype_b)) + dtype_b)
+        h.update(struct.pack(f"<I{array.ndim}Q", array.ndim, *array.shape))
+        h.update(struct.pack("<Q", array.nbytes))
+        h.update(array.data)
+
+
+def tensors_digest(tensors: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    update_with_tensors(h, tensors)
+    return h.hexdigest()
+
+
+def new_salt() -> bytes:
+    return os.urandom(SALT_BYTES)
+
+
+def input_commitment(salt: bytes, tensors: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256(salt)
+    update_with_tensors(h, tensors)
+    return h.hexdigest()
+
+
+def verify_commitment(digest: str, salt: bytes, tensors: dict[str, np.ndarray]) -> bool:
+    return hmac.compare_digest(digest, input_commitment(salt, tensors))

@@ -1,0 +1,132 @@
+"""The verified loader: an engine is deserialized only after its bytes hash to the
+deployment's pinned digest and its manifest verifies under a registered, unrevoked
+build key.  The bytes that are hashed are the bytes that are loaded (read once, into
+memory), so the file cannot be swapped between the check and the load.
+
+Every attempt is an EngineLoad with its verdict and a ledger entry; any refusal also
+raises an Alert, and nothing runs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+
+from compliance import dsse, keys, ledger
+from compliance.alerts import raise_alert
+from compliance.models import SigningKey
+from compliance.store import default_store
+from lineage.actions import host_name, live_deployment
+from lineage.models import Deployment, Engine, EngineLoad
+
+from .backends import get_backend
+from .backends.base import Runner
+
+
+class EngineRefused(RuntimeError):
+    def __init__(self, verdict: str, message: str, load: EngineLoad):
+        super().__init__(message)
+        self.verdict = verdict
+        self.load = load
+
+
+@dataclass
+class LoadedEngine:
+    deployment: Deployment
+    engine: Engine
+    runner: Runner
+    load: EngineLoad
+    model_inputs: list
+
+
+def build_key_lookup(purpose: str = "build", signed_at: datetime | None = None):
+    """key id → public key for registered keys of `purpose`; a key revoked at or before
+    `signed_at` (or revoked with no signing time known) is reported as revoked."""
+    def lookup(key_id: str):
+        key = SigningKey.objects.filter(key_id=key_id, purpose=purpose).first()
+        if key is None:
+            return None
+        if key.revoked_at is not None and (signed_at is None or key.revoked_at <= signed_at):
+            raise dsse.EnvelopeError("revoked", f"signing key {key_id[:16]} was revoked at {key.revoked_at.isoformat()}")
+        return keys.public_key_from_b64(key.public_key)
+
+    return lookup
+
+
+def verify_manifest(engine: Engine, actual_sha256: str) -> tuple[str, str]:
+    """(verdict, detail) for an engine's manifest against the engine bytes' digest."""
+    try:
+        envelope = json.loads(engine.manifest)
+        payload, _ = dsse.verify_envelope(envelope, build_key_lookup(signed_at=engine.created_at))
+        subject = dsse.statement_subject_digest(payload)
+    except dsse.EnvelopeError as exc:
+        return exc.verdict, str(exc)
+    except ValueError:
+        return "unsigned", "manifest is not JSON"
+    if subject != actual_sha256:
+        return "digest_mismatch", f"manifest signs {subject[:16]}…, engine bytes are {actual_sha256[:16]}…"
+    return EngineLoad.VERIFIED, "digest and signature verified"
+
+
+def check_deployment(deployment: Deployment) -> tuple[str, str, str, bytes | None]:
+    """(verdict, detail, actual sha256, engine bytes when verified)."""
+    engine = deployment.engine
+    store = default_store()
+    try:
+        data = store.path_for(deployment.engine_sha256).read_bytes()
+    except FileNotFoundError:
+        return "digest_mismatch", "engine file is missing from the store", "", None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != deployment.engine_sha256:
+        return "digest_mismatch", f"engine bytes hash to {actual[:16]}…, deployment pins {deployment.engine_sha256[:16]}…", actual, None
+    if hashlib.sha256(engine.manifest.encode()).hexdigest() != deployment.manifest_sha256:
+        return "digest_mismatch", "engine manifest differs from the one pinned at deployment", actual, None
+    if not engine.usable:
+        return "unusable", "engine was marked unusable by re-verification", actual, None
+    verdict, detail = verify_manifest(engine, actual)
+    return verdict, detail, actual, (data if verdict == EngineLoad.VERIFIED else None)
+
+
+def load_verified(service: str, environment: str | None = None) -> LoadedEngine:
+    deployment = live_deployment(service, environment)
+    host = host_name()
+    if deployment is None:
+        load = _record(None, service, "not_deployed", f"no live deployment for service {service!r}", "", host)
+        raise EngineRefused("not_deployed", load.detail, load)
+    verdict, detail, actual, data = check_deployment(deployment)
+    load = _record(deployment, service, verdict, detail, actual, host)
+    if data is None:
+        raise EngineRefused(verdict, f"engine load refused for {service}: {verdict} ({detail})", load)
+    engine = deployment.engine
+    runner = get_backend(engine.backend).load(data)
+    return LoadedEngine(deployment, engine, runner, load, engine.build.model.inputs)
+
+
+def _record(deployment: Deployment | None, service: str, verdict: str, detail: str, actual: str,
+            host: str) -> EngineLoad:
+    with transaction.atomic():
+        load = EngineLoad.objects.create(
+            deployment=deployment, service=service, verdict=verdict, detail=detail[:500], host=host,
+            expected_sha256=deployment.engine_sha256 if deployment else "", actual_sha256=actual,
+        )
+        kind = "engine.loaded" if verdict == EngineLoad.VERIFIED else "engine.load_refused"
+        entry = ledger.append(
+            kind,
+            {"load_id": load.id, "service": service, "deployment_id": deployment.id if deployment else None,
+             "expected_sha256": load.expected_sha256, "actual_sha256": actual, "verdict": verdict,
+             "detail": load.detail, "host": host},
+            subject=f"deployment:{deployment.id}" if deployment else f"service:{service}",
+        )
+        EngineLoad.objects.filter(pk=load.pk).update(ledger_index=entry.index)
+        load.ledger_index = entry.index
+    if verdict != EngineLoad.VERIFIED:
+        raise_alert(
+            "engine.load_refused", f"refused to load the engine of {service}: {verdict}",
+            severity="critical", subject=f"service:{service}",
+            details={"load_id": load.id, "verdict": verdict, "detail": load.detail,
+                     "deployment_id": deployment.id if deployment else None, "host": host},
+        )
+    return load

@@ -1,0 +1,96 @@
+"""Validate and describe an ONNX file: opset, producer, named inputs/outputs."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper
+
+
+class InvalidModel(ValueError):
+    pass
+
+
+def _dims(value_info) -> list:
+    shape = value_info.type.tensor_type.shape
+    dims = []
+    for d in shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        else:
+            dims.append(d.dim_param or "?")
+    return dims
+
+
+def _dtype(value_info) -> str:
+    elem = value_info.type.tensor_type.elem_type
+    if not value_info.type.HasField("tensor_type") or elem == 0:
+        raise InvalidModel(f"input/output {value_info.name!r} is not a tensor")
+    return np.dtype(helper.tensor_dtype_to_np_dtype(elem)).name
+
+
+def describe(path: str) -> dict:
+    """Load (without external data), check and describe an ONNX model.
+    Raises InvalidModel with a one-line reason."""
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception as exc:  # protobuf raises DecodeError and friends
+        raise InvalidModel(f"not an ONNX model: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if not model.graph.node and not model.graph.output:
+        raise InvalidModel("not an ONNX model: the file has no graph")
+    try:
+        onnx.checker.check_model(path)
+    except Exception as exc:
+        raise InvalidModel(f"ONNX checker rejected the model: {str(exc).splitlines()[0]}") from None
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [
+        {"name": vi.name, "dtype": _dtype(vi), "shape": _dims(vi)}
+        for vi in model.graph.input
+        if vi.name not in initializers
+    ]
+    outputs = [{"name": vi.name, "dtype": _dtype(vi), "shape": _dims(vi)} for vi in model.graph.output]
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    return {
+        "opset": int(opset),
+        "ir_version": int(model.ir_version),
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "inputs": inputs,
+        "outputs": outputs,
+    }
+
+
+def check_feeds(spec: list[dict], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Check named inputs against a model's declared inputs (names, dtypes, static
+    dimensions). Returns the feeds as contiguous arrays; ValueError otherwise."""
+    expected = {i["name"]: i for i in spec}
+    missing = sorted(set(expected) - set(feeds))
+    extra = sorted(set(feeds) - set(expected))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing input(s) {', '.join(missing)}")
+        if extra:
+            parts.append(f"unknown input(s) {', '.join(extra)}")
+        raise ValueError(f"{'; '.join(parts)} (model takes {', '.join(expected)})")
+    out = {}
+    for name, info in expected.items():
+        array = np.asarray(feeds[name])
+        dtype = np.dtype(info["dtype"])
+        if array.dtype != dtype:
+            if array.dtype.kind in "iuf" and dtype.kind in "iuf" and np.can_cast(array.dtype, dtype, "same_kind"):
+                array = array.astype(dtype)
+            else:
+                raise ValueError(f"input {name!r} has dtype {array.dtype}, model expects {dtype}")
+        shape = info["shape"]
+        if array.ndim != len(shape):
+            raise ValueError(f"input {name!r} has shape {format_shape(array.shape)}, model expects rank {len(shape)} ({format_shape(shape)})")
+        for axis, (got, want) in enumerate(zip(array.shape, shape)):
+            if isinstance(want, int) and want > 0 and got != want:
+                raise ValueError(
+                    f"input {name!r} has shape {format_shape(array.shape)}, model expects {format_shape(shape)} (axis {axis})"
+                )
+        out[name] = np.ascontiguousarray(array)
+    return out
+
+
+def format_shape(shape) -> str:
+    return "x".join(str(d) for d in shape)

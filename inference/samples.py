@@ -1,0 +1,101 @@
+"""Small real ONNX models for the demo, the tests and the benchmarks, made on the spot
+(no binaries shipped): a credit-scoring classifier trained with scikit-learn and
+converted with skl2onnx, a two-input model with an int64 input and a dynamic batch
+axis, and a small CNN whose plain inference takes about a millisecond."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+CREDIT_FEATURES = ["age", "income_k", "debt_ratio", "credit_lines", "late_payments", "years_employed"]
+
+
+def credit_training_data(n: int = 2000, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([
+        rng.integers(19, 75, n), rng.gamma(4.0, 12.0, n), rng.beta(2, 5, n),
+        rng.integers(0, 12, n), rng.poisson(0.6, n), rng.integers(0, 30, n),
+    ]).astype(np.float32)
+    logit = 0.04 * x[:, 1] - 5.0 * x[:, 2] - 0.9 * x[:, 4] + 0.05 * x[:, 5] - 0.5
+    y = (logit + rng.normal(0, 0.7, n) > 0).astype(np.int64)
+    return x, y
+
+
+def credit_model_bytes(seed: int = 7) -> tuple[bytes, str]:
+    """(ONNX bytes, sha256 of the training data) for a credit-scoring MLP."""
+    from skl2onnx import to_onnx
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = credit_training_data(seed=seed)
+    clf = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(16, 8), max_iter=300, random_state=seed))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(x, y)
+    onx = to_onnx(clf, x[:1], options={id(clf.steps[-1][1]): {"zipmap": False}}, target_opset=17)
+    data_digest = hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()
+    return onx.SerializeToString(), data_digest
+
+
+def two_input_model_bytes(features: int = 4, categories: int = 10, seed: int = 1) -> bytes:
+    """features: float32 [batch, F]; category: int64 [batch] (dynamic batch) →
+    score: float32 [batch, 1] = features·W + embedding[category]."""
+    rng = np.random.default_rng(seed)
+    w = numpy_helper.from_array(rng.normal(size=(features, 1)).astype(np.float32), "W")
+    emb = numpy_helper.from_array(rng.normal(size=(categories, 1)).astype(np.float32), "E")
+    nodes = [
+        helper.make_node("MatMul", ["features", "W"], ["linear"]),
+        helper.make_node("Gather", ["E", "category"], ["bias"], axis=0),
+        helper.make_node("Add", ["linear", "bias"], ["sum"]),
+        helper.make_node("Sigmoid", ["sum"], ["score"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "two_input",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", features]),
+         helper.make_tensor_value_info("category", TensorProto.INT64, ["batch"])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch", 1])],
+        initializer=[w, emb],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="traceledger-samples")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def small_cnn_bytes(channels: int = 16, size: int = 64, seed: int = 3) -> bytes:
+    """input: float32 [batch, 3, size, size] → logits [batch, 10]; two conv blocks."""
+    rng = np.random.default_rng(seed)
+
+    def init(name, shape):
+        return numpy_helper.from_array((rng.normal(size=shape) * 0.1).astype(np.float32), name)
+
+    inits = [init("c1w", (channels, 3, 3, 3)), init("c1b", (channels,)),
+             init("c2w", (channels * 2, channels, 3, 3)), init("c2b", (channels * 2,)),
+             init("fcw", (channels * 2, 10)), init("fcb", (10,))]
+    nodes = [
+        helper.make_node("Conv", ["input", "c1w", "c1b"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p1", "c2w", "c2b"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("GlobalAveragePool", ["r2"], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "fcw"], ["mm"]),
+        helper.make_node("Add", ["mm", "fcb"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "small_cnn",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="traceledger-samples")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()

@@ -1,0 +1,174 @@
+"""Every write to the lineage graph goes through one of these actions: each saves its
+rows and the ledger entry in one transaction, so neither exists without the other."""
+from __future__ import annotations
+
+import os
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from compliance import ledger
+from compliance.store import TooLarge, default_store
+from inference import onnx_model, specs
+from inference.backends import BackendUnavailable, get_backend
+
+from .models import Build, Deployment, Engine, ModelSource
+
+
+class ActionError(ValueError):
+    """Bad input for an action: one line, shown to the user as is."""
+
+
+def _model_by_ref(ref) -> ModelSource:
+    ref = str(ref).strip()
+    query = ModelSource.objects.filter(sha256=ref.lower()) if len(ref) == 64 else (
+        ModelSource.objects.filter(pk=int(ref)) if ref.isdigit() else ModelSource.objects.none())
+    model = query.first()
+    if model is None:
+        raise ActionError(f"unknown model {ref!r}: give a registered model id or sha256")
+    return model
+
+
+def get_model(ref) -> ModelSource:
+    return _model_by_ref(ref)
+
+
+def get_engine(ref) -> Engine:
+    ref = str(ref).strip()
+    query = Engine.objects.filter(sha256=ref.lower()) if len(ref) == 64 else (
+        Engine.objects.filter(pk=int(ref)) if ref.isdigit() else Engine.objects.none())
+    engine = query.select_related("build").order_by("-created_at").first()
+    if engine is None:
+        raise ActionError(f"unknown engine {ref!r}: give an engine id or sha256")
+    return engine
+
+
+def do_register_model(source: BinaryIO | bytes, *, name: str, repo: str, commit: str,
+                      registered_by: str, training_run_url: str = "", training_data_ref: str = "",
+                      training_data_sha256: str = "") -> tuple[ModelSource, bool]:
+    """Validate and store an ONNX model; returns (model, created). Registering the same
+    bytes again returns the existing record."""
+    if not repo or not commit:
+        raise ActionError("repo and commit are required")
+    if len(commit) > 64 or not all(c in "0123456789abcdefABCDEF" for c in commit):
+        raise ActionError(f"commit {commit!r} is not a git commit hash")
+    if training_data_sha256 and (len(training_data_sha256) != 64 or not all(c in "0123456789abcdef" for c in training_data_sha256.lower())):
+        raise ActionError("training data digest must be a 64-character sha256")
+    store = default_store()
+    try:
+        with store.spool(source, max_bytes=settings.TRACELEDGER_MAX_UPLOAD_BYTES) as spooled:
+            if spooled.size == 0:
+                raise ActionError("the file is empty: not an ONNX model")
+            try:
+                info = onnx_model.describe(spooled.path)
+            except onnx_model.InvalidModel as exc:
+                raise ActionError(str(exc)) from None
+            existing = ModelSource.objects.filter(sha256=spooled.sha256).first()
+            if existing:
+                return existing, False
+            stored = spooled.commit()
+    except TooLarge as exc:
+        raise ActionError(str(exc)) from None
+    try:
+        with transaction.atomic():
+            model = ModelSource.objects.create(
+                name=name or "model", sha256=stored.sha256, size=stored.size, repo=repo,
+                commit=commit.lower(), registered_by=registered_by, training_run_url=training_run_url,
+                training_data_ref=training_data_ref, training_data_sha256=training_data_sha256.lower(), **info,
+            )
+            entry = ledger.append(
+                "model.registered",
+                {k: v for k, v in model.to_dict().items() if k not in ("created_at", "ledger_index", "id")}
+                | {"model_id": model.id},
+                subject=f"model:{model.sha256}", actor=registered_by,
+            )
+            ModelSource.objects.filter(pk=model.pk).update(ledger_index=entry.index)
+            model.ledger_index = entry.index
+    except BaseException:
+        if stored.created:
+            store.remove(stored.sha256)
+        raise
+    return model, True
+
+
+def do_request_build(model: ModelSource, *, backend: str = "onnxruntime", precision: str = "fp32",
+                     profiles: dict | None = None, submitter: str, commit: str = "", repo: str = "",
+                     options: dict | None = None) -> Build:
+    """Validate a build request against the model and queue it on the gpu queue."""
+    profiles = profiles or {}
+    try:
+        supported = get_backend(backend).supported_precisions() if backend in specs.BACKENDS else None
+    except BackendUnavailable:
+        supported = None  # validated by name only; the worker reports it unavailable
+    try:
+        specs.validate(model.inputs, backend=backend, precision=precision, profiles=profiles,
+                       supported_precisions=supported)
+    except specs.SpecError as exc:
+        raise ActionError(str(exc)) from None
+    commit = (commit or model.commit).lower()
+    with transaction.atomic():
+        build = Build.objects.create(
+            model=model, backend=backend, precision=precision,
+            profiles={n: p.to_dict() for n, p in profiles.items()}, options=options or {},
+            submitter=submitter, commit=commit, repo=repo or model.repo,
+        )
+        entry = ledger.append(
+            "build.requested",
+            {"build_id": build.id, "model_sha256": model.sha256, "backend": backend, "precision": precision,
+             "profiles": build.profiles, "options": build.options, "submitter": submitter,
+             "commit": commit, "repo": build.repo},
+            subject=f"build:{build.id}", actor=submitter,
+        )
+        Build.objects.filter(pk=build.pk).update(ledger_index=entry.index)
+        transaction.on_commit(lambda: _enqueue(build.id))
+    return build
+
+
+def _enqueue(build_id: int) -> None:
+    from inference.tasks import build_engine
+
+    result = build_engine.apply_async(args=[build_id], queue="gpu")
+    Build.objects.filter(pk=build_id, task_id="").update(task_id=result.id or "")
+
+
+def do_deploy(engine: Engine, *, service: str, environment: str = "production", acting_user: str) -> Deployment:
+    service = service.strip()
+    if not service or len(service) > 100 or not all(c.isalnum() or c in "-_." for c in service):
+        raise ActionError("service name must be 1-100 characters of letters, digits, - _ .")
+    if not engine.usable:
+        raise ActionError(f"engine {engine.id} is marked unusable (failed re-verification)")
+    if engine.build.status != Build.SUCCEEDED:
+        raise ActionError(f"engine {engine.id} comes from a build that did not succeed")
+    with transaction.atomic():
+        now = timezone.now()
+        previous = list(
+            Deployment.objects.select_for_update().filter(service=service, environment=environment, retired_at=None)
+        )
+        Deployment.objects.filter(pk__in=[d.pk for d in previous]).update(retired_at=now)
+        deployment = Deployment.objects.create(
+            service=service, environment=environment, engine=engine, engine_sha256=engine.sha256,
+            manifest_sha256=engine.manifest_sha256, created_by=acting_user,
+        )
+        entry = ledger.append(
+            "deployment.created",
+            {"deployment_id": deployment.id, "service": service, "environment": environment,
+             "engine_id": engine.id, "engine_sha256": engine.sha256,
+             "manifest_sha256": engine.manifest_sha256, "replaces": [d.id for d in previous]},
+            subject=f"deployment:{deployment.id}", actor=acting_user,
+        )
+        Deployment.objects.filter(pk=deployment.pk).update(ledger_index=entry.index)
+        deployment.ledger_index = entry.index
+    return deployment
+
+
+def live_deployment(service: str, environment: str | None = None) -> Deployment | None:
+    query = Deployment.objects.filter(service=service, retired_at=None).select_related("engine")
+    if environment:
+        query = query.filter(environment=environment)
+    return query.order_by("-created_at").first()
+
+
+def host_name() -> str:
+    return os.uname().nodename

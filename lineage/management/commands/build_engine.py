@@ -1,0 +1,52 @@
+import time
+
+from compliance.cli import ContractCommand
+from inference.specs import parse_profile
+from lineage.actions import do_request_build, get_model
+from lineage.management.commands.register_model import ci_commit, ci_user
+from lineage.models import Build
+
+
+class Command(ContractCommand):
+    help = "Request an engine build (submitter and commit from flags or CI variables)."
+
+    def add_command_arguments(self, parser):
+        parser.add_argument("--model", required=True, help="model id or sha256")
+        parser.add_argument("--backend", default="onnxruntime")
+        parser.add_argument("--precision", default="fp32")
+        parser.add_argument("--calibration", default="", help=".npz calibration set (int8)")
+        parser.add_argument("--shape", action="append", default=[], help="NAME=MIN:OPT:MAX")
+        parser.add_argument("--commit", default="")
+        parser.add_argument("--user", default="")
+        parser.add_argument("--wait", action="store_true", help="wait for the build to finish")
+        parser.add_argument("--timeout", type=int, default=3600)
+
+    def run(self, **o):
+        model = get_model(o["model"])
+        profiles = dict(parse_profile(p) for p in o["shape"])
+        options = {}
+        if o["calibration"]:
+            from lineage.calibration import register_calibration_file
+
+            options["calibration_sha256"] = register_calibration_file(o["calibration"], model).sha256
+        build = do_request_build(model, backend=o["backend"], precision=o["precision"], profiles=profiles,
+                                 submitter=o["user"] or ci_user(), commit=o["commit"] or ci_commit(),
+                                 options=options)
+        if o["wait"]:
+            deadline = time.monotonic() + o["timeout"]
+            while True:
+                build.refresh_from_db()
+                if build.status in Build.FINAL or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        engine = getattr(build, "engine", None) if build.status == Build.SUCCEEDED else None
+        data = {"build_id": build.id, "status": build.status, "engine_id": engine.id if engine else None,
+                "engine_sha256": engine.sha256 if engine else None, "error": build.error or None}
+        summary = f"build {build.id}: {build.status}"
+        if engine:
+            summary += f"; engine {engine.id} sha256 {engine.sha256}"
+        if build.error:
+            summary += f"; {build.error}"
+        if o["wait"] and build.status != Build.SUCCEEDED:
+            data["_exit_code"] = 1
+        return summary, data

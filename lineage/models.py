@@ -1,0 +1,260 @@
+"""The lineage graph: Submitter → Build → Engine → Deployment → Prediction, with the
+ONNX ModelSource a build starts from and every EngineLoad attempt.
+
+Every node carries a content digest or a stable id, and the ledger index of the entry
+that recorded its creation.
+"""
+from __future__ import annotations
+
+from django.db import models
+
+
+class ModelSource(models.Model):
+    """A registered ONNX model, stored content-addressed by its sha256."""
+
+    name = models.CharField(max_length=200)
+    sha256 = models.CharField(max_length=64, unique=True)
+    size = models.BigIntegerField()
+    opset = models.IntegerField()
+    ir_version = models.IntegerField()
+    producer = models.CharField(max_length=200, blank=True)
+    inputs = models.JSONField(default=list)
+    outputs = models.JSONField(default=list)
+    repo = models.CharField(max_length=500)
+    commit = models.CharField(max_length=64)
+    registered_by = models.CharField(max_length=150)
+    training_run_url = models.CharField(max_length=500, blank=True)
+    training_data_ref = models.CharField(max_length=500, blank=True)
+    training_data_sha256 = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ledger_index = models.BigIntegerField(null=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sha256[:12]})"
+
+    def input_spec(self) -> dict[str, dict]:
+        return {i["name"]: i for i in self.inputs}
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "sha256": self.sha256,
+            "size": self.size,
+            "opset": self.opset,
+            "ir_version": self.ir_version,
+            "producer": self.producer,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "repo": self.repo,
+            "commit": self.commit,
+            "registered_by": self.registered_by,
+            "training_run_url": self.training_run_url,
+            "training_data_ref": self.training_data_ref,
+            "training_data_sha256": self.training_data_sha256,
+            "created_at": self.created_at.isoformat(),
+            "ledger_index": self.ledger_index,
+        }
+
+
+class Build(models.Model):
+    QUEUED, BUILDING, VERIFYING, SIGNING = "queued", "building", "verifying", "signing"
+    SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
+    STATUSES = [(s, s) for s in (QUEUED, BUILDING, VERIFYING, SIGNING, SUCCEEDED, FAILED, CANCELLED)]
+    FINAL = (SUCCEEDED, FAILED, CANCELLED)
+
+    model = models.ForeignKey(ModelSource, on_delete=models.PROTECT, related_name="builds")
+    backend = models.CharField(max_length=32)
+    precision = models.CharField(max_length=8)
+    profiles = models.JSONField(default=dict)
+    options = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=STATUSES, default=QUEUED, db_index=True)
+    submitter = models.CharField(max_length=150)
+    commit = models.CharField(max_length=64)
+    repo = models.CharField(max_length=500, blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker_host = models.CharField(max_length=200, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    device = models.JSONField(default=dict)
+    backend_version = models.CharField(max_length=64, blank=True)
+    timings = models.JSONField(default=dict)
+    error = models.TextField(blank=True)
+    log = models.TextField(blank=True)
+    ledger_index = models.BigIntegerField(null=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+
+    def __str__(self) -> str:
+        return f"build {self.id} {self.backend}/{self.precision} [{self.status}]"
+
+    def to_dict(self) -> dict:
+        engine = getattr(self, "engine", None)
+        return {
+            "id": self.id,
+            "model_id": self.model_id,
+            "backend": self.backend,
+            "precision": self.precision,
+            "profiles": self.profiles,
+            "status": self.status,
+            "submitter": self.submitter,
+            "commit": self.commit,
+            "repo": self.repo,
+            "requested_at": self.requested_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "worker_host": self.worker_host,
+            "device": self.device,
+            "backend_version": self.backend_version,
+            "timings": self.timings,
+            "error": self.error,
+            "engine_id": engine.id if engine else None,
+            "engine_sha256": engine.sha256 if engine else None,
+        }
+
+
+class Engine(models.Model):
+    """A built engine: its bytes live in the store under `sha256`, its signed manifest
+    (a DSSE envelope around an in-toto Statement) is kept verbatim."""
+
+    build = models.OneToOneField(Build, on_delete=models.PROTECT, related_name="engine")
+    # Not unique: a rebuild with the same inputs may yield identical bytes, and each
+    # build still gets its own engine record and attestation.
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size = models.BigIntegerField()
+    backend = models.CharField(max_length=32)
+    backend_version = models.CharField(max_length=64)
+    precision = models.CharField(max_length=8)
+    metadata = models.JSONField(default=dict)
+    manifest = models.TextField(help_text="DSSE envelope, JSON")
+    manifest_sha256 = models.CharField(max_length=64)
+    signing_key_id = models.CharField(max_length=64)
+    usable = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"engine {self.id} {self.sha256[:12]}"
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "build_id": self.build_id,
+            "sha256": self.sha256,
+            "size": self.size,
+            "backend": self.backend,
+            "backend_version": self.backend_version,
+            "precision": self.precision,
+            "manifest_sha256": self.manifest_sha256,
+            "signing_key_id": self.signing_key_id,
+            "usable": self.usable,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+class Deployment(models.Model):
+    """An engine deployed to a named service; pins the engine and manifest digests.
+    Deploying again to the same service and environment retires the previous one."""
+
+    service = models.CharField(max_length=100, db_index=True)
+    environment = models.CharField(max_length=50, default="production")
+    engine = models.ForeignKey(Engine, on_delete=models.PROTECT, related_name="deployments")
+    engine_sha256 = models.CharField(max_length=64)
+    manifest_sha256 = models.CharField(max_length=64)
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    ledger_index = models.BigIntegerField(null=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "environment"], condition=models.Q(retired_at__isnull=True),
+                name="one_live_deployment_per_service",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service}/{self.environment} → engine {self.engine_id}"
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "service": self.service,
+            "environment": self.environment,
+            "engine_id": self.engine_id,
+            "engine_sha256": self.engine_sha256,
+            "manifest_sha256": self.manifest_sha256,
+            "created_by": self.created_by,
+            "created_at": self.created_at.isoformat(),
+            "retired_at": self.retired_at.isoformat() if self.retired_at else None,
+        }
+
+
+class EngineLoad(models.Model):
+    VERIFIED = "verified"
+    VERDICTS = [(v, v) for v in (
+        "verified", "digest_mismatch", "unsigned", "bad_signature", "unknown_key", "revoked",
+        "not_deployed", "unusable",
+    )]
+
+    deployment = models.ForeignKey(Deployment, null=True, on_delete=models.PROTECT, related_name="loads")
+    service = models.CharField(max_length=100)
+    expected_sha256 = models.CharField(max_length=64, blank=True)
+    actual_sha256 = models.CharField(max_length=64, blank=True)
+    verdict = models.CharField(max_length=20, choices=VERDICTS, db_index=True)
+    detail = models.CharField(max_length=500, blank=True)
+    host = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    ledger_index = models.BigIntegerField(null=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == self.VERIFIED
+
+
+class Prediction(models.Model):
+    """One prediction's provenance. `input_digest` is a salted commitment; the salt is
+    kept in PredictionSalt, outside the ledger, so it can be erased."""
+
+    inference_id = models.UUIDField(primary_key=True)
+    deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="predictions")
+    engine_sha256 = models.CharField(max_length=64)
+    timestamp = models.DateTimeField(db_index=True)
+    input_digest = models.CharField(max_length=64, db_index=True)
+    output_digest = models.CharField(max_length=64)
+    latency_us = models.IntegerField(null=True)
+    ledger_index = models.BigIntegerField(null=True, unique=True)
+
+    class Meta:
+        ordering = ["-timestamp"]
+        indexes = [models.Index(fields=["deployment", "timestamp"])]
+
+    def ledger_payload(self) -> dict:
+        return {
+            "inference_id": str(self.inference_id),
+            "deployment_id": self.deployment_id,
+            "engine_sha256": self.engine_sha256,
+            "timestamp": self.timestamp.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "input_digest": self.input_digest,
+            "output_digest": self.output_digest,
+        }
+
+
+class PredictionSalt(models.Model):
+    """The per-prediction salt of the input commitment. Deleting it (erasure request)
+    unlinks the input from the ledger without touching the ledger."""
+
+    inference_id = models.UUIDField(primary_key=True)
+    salt = models.CharField(max_length=64)
