@@ -46,7 +46,7 @@ def uninstall(schema_editor, table: str) -> None:
             schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_no_{op}")
 
 
-APPEND_ONLY_TABLES: list[str] = ["compliance_ledgerentry"]
+APPEND_ONLY_TABLES: list[str] = ["compliance_ledgerentry", "compliance_merklenode", "compliance_checkpoint"]
 
 
 class suspended:

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 
 from django.db import transaction
 
+from . import tree
 from .canonical import canonical_json
 from .models import LedgerEntry, LedgerHead
 
@@ -110,6 +111,7 @@ def append_many(events: list[Event]) -> list[LedgerEntry]:
                 )
             )
         LedgerEntry.objects.bulk_create(entries, batch_size=2000)
+        tree.store_leaves(start, [bytes.fromhex(e.leaf_hash) for e in entries])
         LedgerHead.objects.filter(pk=1).update(size=start + len(entries))
     return entries
 

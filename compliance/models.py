@@ -122,3 +122,46 @@ class Alert(models.Model):
             "ledger_index": self.ledger_index,
             "acknowledged_at": self.acknowledged_at.isoformat() if self.acknowledged_at else None,
         }
+
+
+class MerkleNode(AppendOnlyModel):
+    """The hash of one complete subtree of the ledger's Merkle tree: level 0 holds leaf
+    hashes, node (level, index) covers leaves [index·2^level, (index+1)·2^level).
+    `id` packs both as level << 56 | index so a proof's nodes come in one IN query."""
+
+    id = models.BigIntegerField(primary_key=True)
+    hash = models.BinaryField(max_length=32)
+
+    LEVEL_SHIFT = 56
+
+    @classmethod
+    def key(cls, level: int, index: int) -> int:
+        return (level << cls.LEVEL_SHIFT) | index
+
+    @property
+    def level(self) -> int:
+        return self.id >> self.LEVEL_SHIFT
+
+    @property
+    def index(self) -> int:
+        return self.id & ((1 << self.LEVEL_SHIFT) - 1)
+
+
+class Checkpoint(AppendOnlyModel):
+    """A signed checkpoint of the ledger (C2SP tlog-checkpoint in a signed note)."""
+
+    size = models.BigIntegerField(db_index=True)
+    root_hash = models.CharField(max_length=64)
+    note = models.TextField(help_text="the signed note, verbatim")
+    key_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.size} {self.root_hash[:16]}"
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "size": self.size, "root_hash": self.root_hash, "note": self.note,
+                "key_id": self.key_id, "created_at": self.created_at.isoformat()}

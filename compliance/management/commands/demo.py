@@ -18,6 +18,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 
 from compliance import roles
+from compliance.checkpoints import make_checkpoint
 from compliance.cli import ContractCommand
 from compliance.ids import uuid7
 from compliance.store import default_store
@@ -107,6 +108,7 @@ class Command(ContractCommand):
 
         disputed = self._predict(count)
         self._tamper_shadow(shadow)
+        make_checkpoint()
         return {"disputed_inference_id": disputed}
 
     def _existing_or_build(self, model: ModelSource, precision: str, submitter: str, profiles=None) -> Build:
