@@ -110,7 +110,7 @@ def trace(inference_id: uuid.UUID) -> Trace:
                       "verified" if ok else "mismatch",
                       f"status {build.status}; {b_detail}" + ("" if signed_matches else "; build record differs from the signed attestation"),
                       {"build_id": build.id, "status": build.status, "precision": build.precision,
-                       "worker_host": build.worker_host, "device": build.device,
+                       "worker_host": build.worker_host, "device": _device_summary(build.device),
                        "started_at": build.started_at.isoformat() if build.started_at else None}))
 
     model = build.model
@@ -139,6 +139,13 @@ def trace(inference_id: uuid.UUID) -> Trace:
                           {"ref": model.training_data_ref, "sha256": model.training_data_sha256,
                            "training_run_url": model.training_run_url}))
     return Trace(str(inference_id), links, prediction)
+
+
+def _device_summary(device: dict) -> str:
+    if not device:
+        return ""
+    extras = [device.get("kind", ""), device.get("compute_capability", ""), ", ".join(device.get("execution_providers", []))]
+    return f"{device.get('name', 'unknown device')} ({'; '.join(e for e in extras if e)})"
 
 
 def _signed_predicate(engine) -> dict:
