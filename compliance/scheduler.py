@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connections
+from django.utils.module_loading import import_string
 
 log = logging.getLogger("traceledger.scheduler")
 
@@ -43,14 +44,12 @@ class Scheduler(threading.Thread):
         super().__init__(name="traceledger-scheduler", daemon=True)
         self.jobs = jobs
         self.clock = clock
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
         now = clock()
         for job in jobs:
             job.next_due = now + job.every
 
     def run_pending(self) -> list[str]:
-        from .celery import app
-
         ran = []
         for job in self.jobs:
             now = self.clock()
@@ -58,23 +57,25 @@ class Scheduler(threading.Thread):
                 continue
             job.next_due = now + job.every
             try:
-                app.tasks[job.task](**job.kwargs)
+                # task names are their dotted paths; calling a task runs it right here
+                import_string(job.task)(**job.kwargs)
                 ran.append(job.name)
             except Exception:
                 log.exception("scheduled job %s failed", job.name)
-            finally:
-                connections.close_all()
         return ran
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             wait = min((job.next_due for job in self.jobs), default=60.0) - self.clock()
-            if wait > 0 and self._stop.wait(min(wait, 60.0)):
+            if wait > 0 and self._stopping.wait(min(wait, 60.0)):
                 break
-            self.run_pending()
+            try:
+                self.run_pending()
+            finally:
+                connections.close_all()  # this thread's own connections; the next turn opens fresh ones
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
 
 _lock = threading.Lock()
