@@ -51,6 +51,19 @@ APPEND_ONLY_TABLES: list[str] = [
 ]
 
 
+def app_role_sql(role: str = "traceledger_app") -> list[str]:
+    """PostgreSQL grants for the role the application runs as, which must not own the
+    tables (an owner can drop the triggers): everything it needs on ordinary tables,
+    only SELECT and INSERT on the evidence tables.  Migrations run as the owner."""
+    tables = ", ".join(APPEND_ONLY_TABLES)
+    return [
+        f"GRANT USAGE ON SCHEMA public TO {role}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+        f"REVOKE UPDATE, DELETE, TRUNCATE ON {tables} FROM {role}",
+    ]
+
+
 class _CursorEditor:
     """Just enough of a schema editor for install/uninstall: plain statements on a
     cursor, so the guards can be lifted inside a transaction (SQLite's schema editor

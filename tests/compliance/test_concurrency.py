@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from compliance import ledger, merkle, tree
+from compliance import merkle, tree
 from compliance.models import LedgerEntry, LedgerHead
 from compliance.verify import verify_ledger
 from tests.conftest import ROOT, on_postgres, worker_env

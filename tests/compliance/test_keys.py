@@ -8,9 +8,10 @@ import stat
 import pytest
 from django.core.management import CommandError, call_command
 
-from compliance import checkpoints, keys, ledger, notes
+from compliance import checkpoints, dsse, keys, ledger, notes, tree
 from compliance.models import Checkpoint, LedgerEntry, SigningKey
 from compliance.verify import verify_ledger
+from inference.loader import build_key_lookup
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 
@@ -73,8 +74,6 @@ def test_a_revoked_key_invalidates_what_it_signs_afterwards(keys_dir, capsys):
 
     # whoever holds the leaked key signs a checkpoint after the revocation
     size = ledger.size()
-    from compliance import tree
-
     body = notes.format_checkpoint(checkpoints.origin(), size, tree.root(size))
     forged = Checkpoint.objects.create(size=size, root_hash=tree.root(size).hex(), key_id=compromised.key_id,
                                        note=notes.sign_note(body, checkpoints.origin(), compromised.private_key))
@@ -84,9 +83,6 @@ def test_a_revoked_key_invalidates_what_it_signs_afterwards(keys_dir, capsys):
 
 
 def test_a_revoked_build_key_stops_verifying_new_signatures(keys_dir):
-    from inference.loader import build_key_lookup
-    from compliance import dsse
-
     build = keys.get_signer("build")
     lookup = build_key_lookup(signed_at=None)
     keys.revoke(build.key_id, reason="rotated out after an incident")

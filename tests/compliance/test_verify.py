@@ -9,14 +9,14 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import call_command
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 
 from compliance import checkpoints, dbguards, ledger, notes, tasks
 from compliance.models import Alert, Checkpoint, LedgerEntry, MerkleNode, VerificationRun, WitnessCosignature
 from compliance.verify import verify_ledger
 from compliance.witness import Witness
 from tests.compliance.ledger_fixtures import (
-    attack, delete_checkpoints_after, entry_row, rebuild_all_nodes, rewrite_body, seed_ledger, sql, truncate_log,
+    attack, entry_row, rebuild_all_nodes, rewrite_body, seed_ledger, sql, truncate_log,
 )
 from tests.conftest import on_postgres
 
