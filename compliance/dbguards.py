@@ -46,7 +46,35 @@ def uninstall(schema_editor, table: str) -> None:
             schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_no_{op}")
 
 
-APPEND_ONLY_TABLES: list[str] = ["compliance_ledgerentry", "compliance_merklenode", "compliance_checkpoint"]
+APPEND_ONLY_TABLES: list[str] = [
+    "compliance_ledgerentry", "compliance_merklenode", "compliance_checkpoint", "compliance_witnesscosignature",
+]
+
+
+def app_role_sql(role: str = "traceledger_app") -> list[str]:
+    """PostgreSQL grants for the role the application runs as, which must not own the
+    tables (an owner can drop the triggers): everything it needs on ordinary tables,
+    only SELECT and INSERT on the evidence tables.  Migrations run as the owner."""
+    tables = ", ".join(APPEND_ONLY_TABLES)
+    return [
+        f"GRANT USAGE ON SCHEMA public TO {role}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+        f"REVOKE UPDATE, DELETE, TRUNCATE ON {tables} FROM {role}",
+    ]
+
+
+class _CursorEditor:
+    """Just enough of a schema editor for install/uninstall: plain statements on a
+    cursor, so the guards can be lifted inside a transaction (SQLite's schema editor
+    refuses to run in one) and come back if it rolls back."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def execute(self, sql: str, params=None) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
 
 
 class suspended:
@@ -54,16 +82,24 @@ class suspended:
     tests use it to flush between tests and to play an attacker who drops triggers)."""
 
     def __init__(self, connection, tables: list[str] | None = None):
-        self.connection = connection
+        self.editor = _CursorEditor(connection)
         self.tables = list(tables or APPEND_ONLY_TABLES)
 
+    def _settle_deferred_checks(self) -> None:
+        # PostgreSQL will not alter a table's triggers while deferred foreign-key
+        # checks on it are pending in this transaction: run them now.
+        if self.editor.connection.vendor == "postgresql":
+            self.editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
     def __enter__(self):
-        with self.connection.schema_editor(atomic=False) as editor:
-            for table in self.tables:
-                uninstall(editor, table)
+        self._settle_deferred_checks()
+        for table in self.tables:
+            uninstall(self.editor, table)
         return self
 
     def __exit__(self, *exc):
-        with self.connection.schema_editor(atomic=False) as editor:
-            for table in self.tables:
-                install(editor, table)
+        self._settle_deferred_checks()
+        for table in self.tables:
+            install(self.editor, table)
+        if self.editor.connection.vendor == "postgresql":
+            self.editor.execute("SET CONSTRAINTS ALL DEFERRED")

@@ -1,9 +1,11 @@
 """Ed25519 signing keys: private halves in files (0600), public halves registered.
 
-A key file is PKCS#8 PEM at TRACELEDGER_KEYS_DIR/<purpose>.pem (the current key of
-that purpose).  Its key id is the hex SHA-256 of the raw 32-byte public key.
-The database holds only public keys (SigningKey); HMAC is never used, so anyone with
-the public keys can verify what we signed.
+The current key of a purpose is PKCS#8 PEM at TRACELEDGER_KEYS_DIR/<purpose>.pem.
+`rotate` moves it to <purpose>-<keyid16>.retired.pem (still 0600) and makes a new one;
+its public key stays registered, so what it signed stays verifiable.  `revoke` marks a
+key compromised: what it signed from then on no longer counts.  A key id is the hex
+SHA-256 of the raw 32-byte public key.  The database holds only public keys
+(SigningKey); HMAC is never used, so anyone with the public keys can verify.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import hashlib
 import os
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -21,7 +24,7 @@ from django.db import transaction
 
 PURPOSES = ("build", "ledger", "witness")
 _lock = threading.Lock()
-_cache: dict[tuple[str, str], "Signer"] = {}
+_cache: dict[tuple, "Signer"] = {}
 
 
 class KeyFileError(RuntimeError):
@@ -62,6 +65,11 @@ def key_path(purpose: str) -> Path:
     return keys_dir() / f"{purpose}.pem"
 
 
+def set_aside_path(purpose: str, key_id: str, state: str) -> Path:
+    """Where a key that is no longer current is kept: <purpose>-<keyid16>.<state>.pem."""
+    return keys_dir() / f"{purpose}-{key_id[:16]}.{state}.pem"
+
+
 def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
     """Create the key file with 0600 from the start (never world-readable, not even
     briefly) and refuse to overwrite an existing one."""
@@ -95,20 +103,36 @@ def signer_from_private(purpose: str, key: Ed25519PrivateKey) -> Signer:
 
 def get_signer(purpose: str) -> Signer:
     """The current signer of `purpose`, generating its key on first use where allowed
-    and registering its public key."""
+    and registering its public key.  The cache follows the file, so a rotation made by
+    another process is picked up on the next call."""
     path = key_path(purpose)
-    cache_key = (purpose, str(path))
     with _lock:
+        if not path.exists():
+            if not settings.TRACELEDGER_GENERATE_KEYS:
+                raise KeyFileError(f"no {purpose} key at {path} and key generation is off")
+            try:
+                write_private_key(path, Ed25519PrivateKey.generate())
+            except FileExistsError:
+                pass  # another process made it first: use theirs
+        st = path.stat()
+        cache_key = (purpose, str(path), st.st_ino, st.st_mtime_ns)
         signer = _cache.get(cache_key)
         if signer is None:
-            if not path.exists():
-                if not settings.TRACELEDGER_GENERATE_KEYS:
-                    raise KeyFileError(f"no {purpose} key at {path} and key generation is off")
-                write_private_key(path, Ed25519PrivateKey.generate())
             signer = signer_from_private(purpose, read_private_key(path))
             _cache[cache_key] = signer
-    register_public_key(signer)
+    registered = register_public_key(signer)
+    if registered.revoked_at is not None:
+        raise KeyFileError(f"the current {purpose} key {signer.key_id[:16]} is revoked; "
+                           f"run `manage.py keys rotate --purpose {purpose}`")
     return signer
+
+
+def current_key_id(purpose: str) -> str | None:
+    """Key id of the current key file of `purpose`, or None when there is none."""
+    path = key_path(purpose)
+    if not path.exists():
+        return None
+    return signer_from_private(purpose, read_private_key(path)).key_id
 
 
 def clear_cache() -> None:
@@ -140,3 +164,103 @@ def register_public_key(signer: Signer):
 
 def public_key_from_b64(value: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(base64.b64decode(value))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def find_key(ref: str):
+    """A registered key by its id or an unambiguous prefix of it (at least 8 hex digits)."""
+    from .models import SigningKey
+
+    ref = (ref or "").strip().lower()
+    if len(ref) < 8 or any(c not in "0123456789abcdef" for c in ref):
+        raise KeyFileError(f"key id {ref!r} must be at least 8 hex digits")
+    found = list(SigningKey.objects.filter(key_id__startswith=ref)[:2])
+    if not found:
+        raise KeyFileError(f"no registered key {ref}")
+    if len(found) > 1:
+        raise KeyFileError(f"key id prefix {ref} is ambiguous")
+    return found[0]
+
+
+def rotate(purpose: str, *, actor: str = "system"):
+    """Make a new current key for `purpose` and retire the old one.
+
+    The old file is moved aside (still 0600) and its public key stays registered with
+    `retired_at` set, so its past signatures verify.  Returns (new key, old key or None).
+    A ledger rotation holds the ledger head lock, so no checkpoint is signed halfway.
+    """
+    from . import ledger
+    from .models import LedgerHead, SigningKey
+
+    path = key_path(purpose)
+    with transaction.atomic():
+        if purpose == "ledger":
+            LedgerHead.objects.select_for_update().get_or_create(pk=1)
+        old = None
+        if path.exists():
+            old_signer = signer_from_private(purpose, read_private_key(path))
+            old = register_public_key(old_signer)
+        new_private = Ed25519PrivateKey.generate()
+        new_signer = signer_from_private(purpose, new_private)
+        staged = keys_dir() / f".{purpose}.pem.new-{os.getpid()}"
+        if staged.exists():
+            staged.unlink()
+        write_private_key(staged, new_private)
+        new = register_public_key(new_signer)
+        if old is not None:
+            old.retired_at = old.retired_at or _now()
+            old.save(update_fields=["retired_at"])
+            aside = set_aside_path(purpose, old.key_id, "retired")
+            ledger.append("key.retired",
+                          {"key_id": old.key_id, "purpose": purpose, "replaced_by": new.key_id,
+                           "file": aside.name}, subject=f"key:{old.key_id[:16]}", actor=actor)
+            if aside.exists():
+                raise KeyFileError(f"{aside} already exists")
+            os.rename(path, aside)
+        os.rename(staged, path)
+    clear_cache()
+    return new, old
+
+
+def revoke(ref: str, *, reason: str, actor: str = "system"):
+    """Mark a key compromised from now on: what it signed at or after this moment no
+    longer verifies.  A current key is rotated first, so signing goes on with a new one.
+    Returns (revoked key, replacement key or None)."""
+    from . import ledger
+
+    reason = (reason or "").strip()
+    if not reason:
+        raise KeyFileError("a revocation needs a reason")
+    with transaction.atomic():
+        key = find_key(ref)
+        key = type(key).objects.select_for_update().get(pk=key.pk)
+        if key.revoked_at is not None:
+            raise KeyFileError(f"key {key.key_id[:16]} was already revoked at {key.revoked_at.isoformat()}")
+        replacement = None
+        if current_key_id(key.purpose) == key.key_id:
+            replacement, _ = rotate(key.purpose, actor=actor)
+            key.refresh_from_db()
+        key.revoked_at = _now()
+        key.revocation_reason = reason[:500]
+        key.save(update_fields=["revoked_at", "revocation_reason"])
+        ledger.append("key.revoked",
+                      {"key_id": key.key_id, "purpose": key.purpose, "reason": key.revocation_reason,
+                       "revoked_at": key.revoked_at.isoformat(),
+                       "replaced_by": replacement.key_id if replacement else None},
+                      subject=f"key:{key.key_id[:16]}", actor=actor)
+        retired = set_aside_path(key.purpose, key.key_id, "retired")
+        if retired.exists():
+            os.rename(retired, set_aside_path(key.purpose, key.key_id, "revoked"))
+    clear_cache()
+    return key, replacement
+
+
+def list_keys() -> list[dict]:
+    from .models import SigningKey
+
+    current = {p: current_key_id(p) for p in PURPOSES}
+    return [k.to_dict() | {"current": current.get(k.purpose) == k.key_id}
+            for k in SigningKey.objects.order_by("purpose", "created_at", "id")]

@@ -71,12 +71,25 @@ class SigningKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     retired_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revocation_reason = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["purpose", "created_at"]
 
     def __str__(self) -> str:
         return f"{self.purpose}:{self.key_id[:16]}"
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at:
+            return "revoked"
+        return "retired" if self.retired_at else "current"
+
+    def valid_at(self, when) -> bool:
+        """Whether a signature this key made at `when` counts: a revoked key
+        invalidates what it signed at or after its revocation; retirement only
+        stops new signing, so past signatures stay valid."""
+        return self.revoked_at is None or (when is not None and when < self.revoked_at)
 
     def to_dict(self) -> dict:
         return {
@@ -87,6 +100,8 @@ class SigningKey(models.Model):
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "retired_at": self.retired_at.isoformat() if self.retired_at else None,
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "revocation_reason": self.revocation_reason,
+            "state": self.state,
         }
 
 
@@ -165,3 +180,66 @@ class Checkpoint(AppendOnlyModel):
     def to_dict(self) -> dict:
         return {"id": self.id, "size": self.size, "root_hash": self.root_hash, "note": self.note,
                 "key_id": self.key_id, "created_at": self.created_at.isoformat()}
+
+
+class WitnessCosignature(AppendOnlyModel):
+    """A witness's C2SP cosignature/v1 on a checkpoint: the witness checked that the
+    checkpoint extends the last one it cosigned. `line` is the signature line verbatim;
+    appended to the checkpoint note it gives the witnessed note."""
+
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.PROTECT, related_name="cosignatures")
+    witness = models.CharField(max_length=200, help_text="the witness's key name")
+    key_id = models.CharField(max_length=64, help_text="registered key id (sha256 of the public key)")
+    timestamp = models.BigIntegerField(help_text="Unix seconds signed into the cosignature")
+    line = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["checkpoint", "key_id"], name="one_cosignature_per_witness_key")]
+
+    def __str__(self) -> str:
+        return f"cosignature by {self.witness} on checkpoint {self.checkpoint_id}"
+
+    def witnessed_note(self) -> str:
+        return self.checkpoint.note + self.line
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "checkpoint_id": self.checkpoint_id, "witness": self.witness, "key_id": self.key_id,
+                "timestamp": self.timestamp, "line": self.line, "created_at": self.created_at.isoformat()}
+
+
+class VerificationRun(models.Model):
+    """One run of verify_ledger. Not append-only: it is our own bookkeeping (where the
+    next `--since-last` run starts), not evidence."""
+
+    FULL, SINCE_LAST = "full", "since_last"
+
+    mode = models.CharField(max_length=16, choices=[(FULL, FULL), (SINCE_LAST, SINCE_LAST)], default=FULL)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(null=True, help_text="null while running")
+    first_bad_index = models.BigIntegerField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    checked_from = models.BigIntegerField(default=0)
+    checked_upto = models.BigIntegerField(default=0, help_text="entries [checked_from, checked_upto) were checked")
+    entries_checked = models.BigIntegerField(default=0)
+    # The newest checkpoint this run verified, copied rather than referenced: the
+    # checkpoint table is evidence, and this row must not hold it hostage.
+    checkpoint_id = models.BigIntegerField(null=True, blank=True)
+    checkpoint_size = models.BigIntegerField(null=True, blank=True)
+    checkpoint_root = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"verification {self.id} {self.mode} ok={self.ok}"
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "mode": self.mode, "ok": self.ok, "first_bad_index": self.first_bad_index,
+                "message": self.message, "checked_from": self.checked_from, "checked_upto": self.checked_upto,
+                "entries_checked": self.entries_checked, "checkpoint_id": self.checkpoint_id,
+                "checkpoint_size": self.checkpoint_size,
+                "started_at": self.started_at.isoformat(),
+                "finished_at": self.finished_at.isoformat() if self.finished_at else None}

@@ -149,6 +149,30 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"inference.tasks.build_engine": {"queue": "gpu"}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# The ledger's witness (`manage.py witness`): its key name and its own state directory,
+# which it trusts instead of our database.
+TRACELEDGER_WITNESS_NAME = os.environ.get("TRACELEDGER_WITNESS_NAME", "traceledger.local/witness")
+TRACELEDGER_WITNESS_DIR = Path(os.environ.get("TRACELEDGER_WITNESS_DIR", TRACELEDGER_HOME / "witness"))
+# Periodic ledger work, in seconds (0 turns a job off): signed checkpoints, a
+# verification of what is new since the last verified checkpoint, and a full one.
+TRACELEDGER_CHECKPOINT_INTERVAL_S = envint("TRACELEDGER_CHECKPOINT_INTERVAL_S", "300")
+TRACELEDGER_VERIFY_INTERVAL_S = envint("TRACELEDGER_VERIFY_INTERVAL_S", "900")
+TRACELEDGER_VERIFY_FULL_INTERVAL_S = envint("TRACELEDGER_VERIFY_FULL_INTERVAL_S", "86400")
+# Celery beat runs the schedule when REDIS_URL is set; otherwise the web process runs it
+# on a thread (compliance.scheduler), so the embedded default needs no extra process.
+TRACELEDGER_INPROCESS_SCHEDULER = envbool("TRACELEDGER_INPROCESS_SCHEDULER", "False" if REDIS_URL else "True")
+CELERY_BEAT_SCHEDULE = {
+    name: {"task": task, "schedule": float(every), "kwargs": kwargs}
+    for name, task, every, kwargs in [
+        ("ledger-checkpoint", "compliance.tasks.make_checkpoint", TRACELEDGER_CHECKPOINT_INTERVAL_S, {}),
+        ("ledger-verify-since-last", "compliance.tasks.verify_ledger", TRACELEDGER_VERIFY_INTERVAL_S,
+         {"since_last": True}),
+        ("ledger-verify-full", "compliance.tasks.verify_ledger", TRACELEDGER_VERIFY_FULL_INTERVAL_S,
+         {"since_last": False}),
+    ]
+    if every > 0
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from . import merkle
+from .bulk import insert_rows
 from .models import LedgerEntry, MerkleNode
 
 
@@ -37,8 +38,7 @@ def store_leaves(size_before: int, leaf_hashes: list[bytes]) -> None:
     """Store the nodes for leaves appended at [size_before, size_before + n). Runs inside
     the append transaction, under the ledger head lock."""
     rows = merkle.nodes_for_batch(size_before, leaf_hashes, DbNodeReader())
-    MerkleNode.objects.bulk_create(
-        [MerkleNode(id=MerkleNode.key(level, index), hash=h) for level, index, h in rows], batch_size=5000)
+    insert_rows(MerkleNode, ("id", "hash"), [(MerkleNode.key(level, index), h) for level, index, h in rows])
 
 
 def root(size: int) -> bytes:

@@ -40,3 +40,69 @@ def test_it_makes_a_signed_checkpoint_and_exports_it(settings, tmp_path):
     assert notes.verify_note(checkpoint.note, {checkpoints.origin(): get_signer("ledger").public_key})
     assert (tmp_path / "latest").read_text() == checkpoint.note
     assert LedgerEntry.objects.filter(kind="checkpoint.created").count() == 1
+
+
+# ------------------------------------------------- against the naive reference
+
+from django.db import transaction  # noqa: E402
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
+
+DB_EXAMPLES = hsettings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _append_batches(batches: list[int]) -> list[bytes]:
+    for batch in batches:
+        ledger.append_many([ledger.Event("trace.viewed", {"n": i}) for i in range(batch)])
+    return leaves()
+
+
+@DB_EXAMPLES
+@given(st.lists(st.integers(1, 7), min_size=1, max_size=4))
+def test_it_proves_every_pair_of_small_sizes_like_the_reference(batches):
+    """Trees of up to 28 leaves grown in random batches: the root at every size, every
+    inclusion proof and the consistency proof of every pair of sizes."""
+    with transaction.atomic():
+        hashes = _append_batches(batches)
+        n = len(hashes)
+        roots = [merkle.naive_root(hashes[:size]) for size in range(n + 1)]
+        for size in range(n + 1):
+            assert tree.root(size) == roots[size]
+            for index in range(size):
+                assert merkle.verify_inclusion(hashes[index], index, size, tree.inclusion_proof(index, size), roots[size])
+        for old in range(n + 1):
+            for new in range(old, n + 1):
+                proof = tree.consistency_proof(old, new)
+                assert merkle.verify_consistency(old, new, roots[old], roots[new], proof), (old, new)
+                if 0 < old < new:
+                    assert not merkle.verify_consistency(old, new, roots[old], merkle.leaf_hash(b"x"), proof)
+        transaction.set_rollback(True)
+
+
+@DB_EXAMPLES
+@given(st.lists(st.integers(1, 200), min_size=1, max_size=4), st.data())
+def test_it_proves_larger_trees_like_the_reference(batches, data):
+    """Trees of up to 800 leaves (mostly not powers of two): sampled sizes, indexes and pairs."""
+    with transaction.atomic():
+        hashes = _append_batches(batches)
+        n = len(hashes)
+        for _ in range(6):
+            size = data.draw(st.integers(1, n))
+            index = data.draw(st.integers(0, size - 1))
+            old = data.draw(st.integers(0, size))
+            root = merkle.naive_root(hashes[:size])
+            assert tree.root(size) == root
+            assert merkle.verify_inclusion(hashes[index], index, size, tree.inclusion_proof(index, size), root)
+            assert merkle.verify_consistency(old, size, merkle.naive_root(hashes[:old]), root,
+                                             tree.consistency_proof(old, size))
+        transaction.set_rollback(True)
+
+
+def test_reads_stay_logarithmic():
+    hashes = _append_batches([1000, 25])
+    reader = tree.DbNodeReader()
+    merkle.inclusion_proof(517, 1025, reader)
+    assert reader.reads <= 11
+    reader = tree.DbNodeReader()
+    merkle.consistency_proof(700, 1025, reader)
+    assert reader.reads <= 2 * 11
+    assert merkle.root(1025, tree.DbNodeReader()) == merkle.naive_root(hashes)

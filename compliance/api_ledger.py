@@ -1,0 +1,72 @@
+"""REST API of the ledger (DRF; any read role, session or token): the latest signed
+checkpoint, inclusion and consistency proofs, the public keys, the last verification.
+Every answer can be checked with the public keys alone (see compliance.proofs)."""
+from __future__ import annotations
+
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from compliance.api import ApiError
+from compliance.ids import parse_inference_id
+
+from . import proofs
+from .models import VerificationRun
+
+
+def _int_param(request, name: str, required: bool = True) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise ApiError(f"{name} is required")
+        return None
+    if not raw.isdigit() or len(raw) > 20:
+        raise ApiError(f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+class _ProofView(APIView):
+    def handle_exception(self, exc):
+        if isinstance(exc, proofs.ProofError):
+            exc = ApiError(str(exc), exc.status)
+        return super().handle_exception(exc)
+
+
+class LatestCheckpoint(_ProofView):
+    def get(self, request):
+        return Response(proofs.latest_checkpoint())
+
+
+class InclusionProof(_ProofView):
+    """?index=N or ?inference_id=UUID; proven against the latest checkpoint."""
+
+    def get(self, request):
+        if request.query_params.get("inference_id"):
+            try:
+                inference_id = parse_inference_id(request.query_params["inference_id"])
+            except ValueError as exc:
+                raise ApiError(str(exc)) from None
+            return Response(proofs.inclusion_for_prediction(inference_id))
+        index = _int_param(request, "index", required=False)
+        if index is None:
+            raise ApiError("give index=N or inference_id=UUID")
+        return Response(proofs.inclusion_for_index(index))
+
+
+class ConsistencyProof(_ProofView):
+    """?old=M[&new=N]; N defaults to, and may not exceed, the latest checkpoint's size."""
+
+    def get(self, request):
+        return Response(proofs.consistency(_int_param(request, "old"), _int_param(request, "new", required=False)))
+
+
+class PublicKeys(APIView):
+    def get(self, request):
+        return Response({"keys": proofs.public_keys()})
+
+
+class LatestVerification(APIView):
+    def get(self, request):
+        run = VerificationRun.objects.exclude(ok=None).order_by("-id").first()
+        if run is None:
+            raise ApiError("the ledger has not been verified yet", 404)
+        return Response(run.to_dict())

@@ -1,0 +1,1 @@
+"""Benchmarks run by `manage.py bench NAME`; each module has `run(quick) -> dict`."""

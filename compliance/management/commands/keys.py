@@ -1,0 +1,48 @@
+import argparse
+import getpass
+
+from compliance import keys
+from compliance.cli import ContractCommand
+
+
+class Command(ContractCommand):
+    help = "Signing keys: `keys list`, `keys rotate --purpose P`, `keys revoke KEY_ID --reason R`."
+    user_errors = ContractCommand.user_errors + (keys.KeyFileError,)
+
+    def add_command_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        sub.add_parser("list", help="registered public keys and which one is current")
+        rotate = sub.add_parser("rotate", help="make a new key for a purpose and retire the old one")
+        rotate.add_argument("--purpose", required=True, choices=keys.PURPOSES)
+        revoke = sub.add_parser("revoke", help="revoke a key: what it signs from now on no longer verifies")
+        revoke.add_argument("key_id", help="key id or an unambiguous prefix (8+ hex digits)")
+        revoke.add_argument("--reason", required=True)
+        for p in (rotate, revoke, sub.choices["list"]):
+            p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
+
+    def run(self, **o):
+        actor = f"cli:{getpass.getuser()}"
+        if o["action"] == "rotate":
+            new, old = keys.rotate(o["purpose"], actor=actor)
+            lines = [f"new {new.purpose} key {new.key_id}"]
+            if old:
+                lines.append(f"retired {old.key_id} (file {keys.set_aside_path(old.purpose, old.key_id, 'retired').name})")
+            if new.purpose == "ledger":
+                from compliance.checkpoints import ledger_vkey
+
+                vkey = ledger_vkey()
+                lines.append(f"ledger vkey: {vkey}\nwitnesses: manage.py witness --trust-vkey {vkey}")
+            return "\n".join(lines), {"new": new.to_dict(), "retired": old.to_dict() if old else None}
+        if o["action"] == "revoke":
+            key, replacement = keys.revoke(o["key_id"], reason=o["reason"], actor=actor)
+            lines = [f"revoked {key.purpose} key {key.key_id} at {key.revoked_at.isoformat()}: {key.revocation_reason}"]
+            if replacement:
+                lines.append(f"it was current: new {key.purpose} key {replacement.key_id}")
+            return "\n".join(lines), {"revoked": key.to_dict(),
+                                      "replacement": replacement.to_dict() if replacement else None}
+        rows = keys.list_keys()
+        lines = [f"{'key id':<18} {'purpose':<8} {'state':<8} current  created"]
+        for k in rows:
+            lines.append(f"{k['key_id'][:16]:<18} {k['purpose']:<8} {k['state']:<8} {'yes' if k['current'] else '':<8} "
+                         f"{k['created_at']}")
+        return "\n".join(lines), {"keys": rows}

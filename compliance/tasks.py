@@ -1,0 +1,19 @@
+"""Periodic ledger work, run by Celery beat (or by compliance.scheduler on the
+embedded default): signed checkpoints and verification with an alert on failure."""
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="compliance.tasks.make_checkpoint", ignore_result=True, acks_late=True)
+def make_checkpoint() -> int:
+    from .checkpoints import make_checkpoint as make
+
+    return make().id
+
+
+@shared_task(name="compliance.tasks.verify_ledger", ignore_result=True, acks_late=True)
+def verify_ledger(since_last: bool = True) -> bool:
+    from .verify import verify_ledger as verify
+
+    return verify(since_last=since_last, alert=True).ok

@@ -1,0 +1,341 @@
+"""verify_ledger: recompute the ledger from its rows and hold it against the signed
+checkpoints.
+
+One pass over the entries in index order, in chunks (memory stays bounded whatever
+the size):
+- every entry is re-derived from its stored body (leaf hash, canonical JSON, the index
+  inside the body), and the indexes must run 0, 1, 2, … with no hole;
+- every stored Merkle node is recomputed from the leaves as the pass completes it;
+- when the pass reaches a checkpoint's size, the root folded from the recomputed
+  subtrees must equal the signed root, the signature must verify under a registered
+  ledger key that was not revoked when it signed, every witness cosignature must
+  verify, and a consistency proof from the stored nodes must link it to the previous
+  checkpoint.
+
+The first failure stops the run; its index is the first entry whose integrity can no
+longer be established: the entry itself for a bad row, the first entry a bad node
+covers, and for a bad checkpoint the first entry that no earlier valid checkpoint
+vouches for (a signed root says *that* something in its range changed, not where).
+
+Triggers are not trusted: a change made with them dropped is found all the same.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+from django.db.models import Max, Min, Q
+
+from . import ledger, merkle, notes, tree
+from .checkpoints import CheckpointInvalid, Keyring
+from .models import Checkpoint, LedgerEntry, MerkleNode, VerificationRun, WitnessCosignature
+
+log = logging.getLogger("traceledger.verify")
+
+CHUNK = 8192
+CHECKPOINT_PAGE = 500
+SHIFT = MerkleNode.LEVEL_SHIFT
+
+
+@dataclass
+class Result:
+    ok: bool
+    mode: str
+    size: int
+    checked_from: int = 0
+    checked_upto: int = 0
+    entries_checked: int = 0
+    nodes_checked: int = 0
+    checkpoints_checked: int = 0
+    cosignatures_checked: int = 0
+    first_bad_index: int | None = None
+    message: str = ""
+    seconds: float = 0.0
+    checkpoint_id: int | None = None
+    checkpoint_size: int | None = None
+    checkpoint_root: str = ""
+    run_id: int | None = None
+
+    @property
+    def entries_per_s(self) -> float:
+        return self.entries_checked / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        if not self.ok:
+            return f"LEDGER VERIFICATION FAILED at entry #{self.first_bad_index}: {self.message}"
+        span = f"entries {self.checked_from}..{self.checked_upto - 1}" if self.checked_upto > self.checked_from \
+            else "no new entries"
+        anchor = (f"; newest signed checkpoint: size {self.checkpoint_size} (#{self.checkpoint_id})"
+                  if self.checkpoint_id else "; no checkpoint yet")
+        return (f"ledger OK ({self.mode}): {span} of {self.size}, {self.nodes_checked} nodes, "
+                f"{self.checkpoints_checked} checkpoints, {self.cosignatures_checked} cosignatures verified "
+                f"in {self.seconds:.2f}s{anchor}" + (f"; {self.message}" if self.message else ""))
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"entries_per_s": round(self.entries_per_s, 1)}
+
+
+class Failure(Exception):
+    def __init__(self, index: int, message: str):
+        super().__init__(message)
+        self.index = index
+        self.message = message
+
+
+@dataclass
+class _Anchor:
+    """The newest checkpoint established so far: (id, size, root)."""
+
+    id: int | None
+    size: int
+    root: bytes
+
+
+def _fold(stack: list[bytes]) -> bytes:
+    """Root of the tree whose perfect subtrees, largest first, are `stack`."""
+    if not stack:
+        return merkle.EMPTY_ROOT
+    root = stack[-1]
+    for h in reversed(stack[:-1]):
+        root = merkle.node_hash(h, root)
+    return root
+
+
+class _Verifier:
+    def __init__(self, chunk: int = CHUNK):
+        self.chunk = chunk
+        self.ledger_keys = Keyring("ledger")
+        self.witness_keys = Keyring("witness")
+
+    def run(self, since_last: bool) -> Result:
+        # Snapshot in this order: a checkpoint that exists now has a size no larger than
+        # the head read after it, and an entry that exists now has an index below it.
+        max_checkpoint_id = Checkpoint.objects.aggregate(m=Max("id"))["m"] or 0
+        bounds = LedgerEntry.objects.aggregate(lo=Min("index"), hi=Max("index"))
+        n = ledger.size()
+        result = Result(ok=False, mode=VerificationRun.FULL, size=n)
+        self.result = result
+
+        anchor, stack, note = _Anchor(None, 0, merkle.EMPTY_ROOT), [], ""
+        if since_last:
+            found = self._since_last_anchor(n)
+            if isinstance(found, str):
+                note = found
+            else:
+                anchor, stack = found
+                result.mode = VerificationRun.SINCE_LAST
+        result.checked_from = anchor.size
+        result.checked_upto = n
+        self.anchor = anchor
+        if anchor.id is not None:
+            result.checkpoint_id, result.checkpoint_size, result.checkpoint_root = anchor.id, anchor.size, anchor.root.hex()
+
+        if result.mode == VerificationRun.FULL and bounds["lo"] is not None and bounds["lo"] < 0:
+            raise Failure(bounds["lo"], f"entry #{bounds['lo']} has a negative index")
+        checkpoints = self._checkpoints(anchor.id or 0, max_checkpoint_id)
+        pending = next(checkpoints, None)
+        pending = self._check_due(pending, checkpoints, anchor.size, stack)
+        for a in range(anchor.size, n, self.chunk):
+            b = min(n, (a // self.chunk + 1) * self.chunk)
+            pending = self._chunk(a, b, stack, pending, checkpoints)
+        if pending is not None:
+            raise Failure(n, f"checkpoint #{pending.id} vouches for {pending.size} entries but the ledger has {n}: "
+                             f"entries {n}..{pending.size - 1} are missing (the log was truncated)")
+        if bounds["hi"] is not None and bounds["hi"] >= n:
+            raise Failure(n, f"entry #{bounds['hi']} lies beyond the ledger head ({n} entries): "
+                             f"a row was inserted outside the append path")
+        result.ok = True
+        result.message = note
+        return result
+
+    # ------------------------------------------------------------- anchors
+
+    def _since_last_anchor(self, n: int) -> tuple[_Anchor, list[bytes]] | str:
+        """The last checkpoint a successful run verified, re-checked: its signature, and
+        the stored frontier nodes still folding to its root.  A string says why a full
+        run is needed instead."""
+        last = (VerificationRun.objects.filter(ok=True, checkpoint_id__isnull=False).order_by("-id").first())
+        if last is None:
+            return "no earlier successful verification: ran a full verification"
+        cp = Checkpoint.objects.filter(id=last.checkpoint_id).first()
+        if cp is None or cp.size != last.checkpoint_size or cp.root_hash != last.checkpoint_root or cp.size > n:
+            return f"checkpoint #{last.checkpoint_id} verified last time has changed: ran a full verification"
+        try:
+            parsed, _ = self.ledger_keys.check_checkpoint(cp.note, cp.created_at)
+        except CheckpointInvalid as exc:
+            return f"checkpoint #{cp.id} no longer verifies ({exc}): ran a full verification"
+        keys = merkle.nodes_needed_for_root(cp.size)
+        stored = dict(MerkleNode.objects.filter(id__in=[MerkleNode.key(*k) for k in keys]).values_list("id", "hash"))
+        stack = [bytes(stored.get(MerkleNode.key(*k), b"")) for k in keys]
+        if not all(stack) or parsed.size != cp.size or _fold(stack) != parsed.root_hash:
+            return f"stored nodes no longer reproduce checkpoint #{cp.id}: ran a full verification"
+        return _Anchor(cp.id, cp.size, parsed.root_hash), stack
+
+    def _checkpoints(self, after_id: int, upto_id: int):
+        """Checkpoints after `after_id` (up to the snapshot), in id order, paged, with
+        their cosignatures."""
+        last = after_id
+        while True:
+            page = list(Checkpoint.objects.filter(id__gt=last, id__lte=upto_id).order_by("id")[:CHECKPOINT_PAGE])
+            if not page:
+                return
+            cosigs: dict[int, list[WitnessCosignature]] = {}
+            for c in WitnessCosignature.objects.filter(checkpoint_id__in=[c.id for c in page]).order_by("id"):
+                cosigs.setdefault(c.checkpoint_id, []).append(c)
+            for cp in page:
+                cp.cosigs = cosigs.get(cp.id, [])
+                yield cp
+            last = page[-1].id
+
+    # ------------------------------------------------------------- checking
+
+    def _check_due(self, pending, checkpoints, done: int, stack: list[bytes]):
+        """Check every pending checkpoint whose size is `done` (the entries streamed so far)."""
+        while pending is not None and pending.size <= done:
+            if pending.size < done:
+                raise Failure(min(pending.size, self.anchor.size),
+                              f"checkpoint #{pending.id} has size {pending.size}, smaller than checkpoint "
+                              f"#{self.anchor.id} before it (size {self.anchor.size}): the log was rolled back")
+            self._check_checkpoint(pending, stack)
+            pending = next(checkpoints, None)
+        return pending
+
+    def _check_checkpoint(self, cp: Checkpoint, stack: list[bytes]) -> None:
+        problems = []
+        try:
+            parsed = notes.parse_checkpoint(notes.parse_note(cp.note)[0])
+        except notes.NoteError as exc:
+            parsed = None
+            problems.append(f"malformed checkpoint note ({exc})")
+        if parsed is not None:
+            try:
+                self.ledger_keys.check_checkpoint(cp.note, cp.created_at)
+            except CheckpointInvalid as exc:
+                problems.append(str(exc))
+        recomputed = _fold(stack)
+        if parsed is not None:
+            if parsed.size != cp.size:
+                problems.append(f"note says size {parsed.size}, row says {cp.size}")
+            if parsed.root_hash != recomputed:
+                problems.append(f"signed root {parsed.root_hash.hex()[:16]}… differs from the root recomputed "
+                                f"from the entries ({recomputed.hex()[:16]}…)")
+        if cp.root_hash != recomputed.hex():
+            problems.append("root_hash column differs from the root recomputed from the entries")
+        for cosig in cp.cosigs:
+            try:
+                self.witness_keys.check_cosignature(cp.note, cosig.line, cosig.key_id, cosig.created_at)
+                self.result.cosignatures_checked += 1
+            except CheckpointInvalid as exc:
+                problems.append(str(exc))
+        if not problems and self.anchor.size > 0 and cp.size > self.anchor.size:
+            try:
+                proof = tree.consistency_proof(self.anchor.size, cp.size)
+            except merkle.MissingNodeError as exc:
+                proof = None
+                problems.append(f"stored node {exc.args[0]} needed to prove consistency is missing")
+            if proof is not None and not merkle.verify_consistency(
+                    self.anchor.size, cp.size, self.anchor.root, parsed.root_hash, proof):
+                problems.append(f"not consistent with checkpoint #{self.anchor.id} (size {self.anchor.size})")
+        if problems:
+            raise Failure(self.anchor.size, f"checkpoint #{cp.id} (size {cp.size}): " + "; ".join(problems) +
+                          f"; entries {self.anchor.size}..{cp.size - 1} are not vouched for by a valid checkpoint")
+        self.anchor = _Anchor(cp.id, cp.size, parsed.root_hash)
+        self.result.checkpoints_checked += 1
+        self.result.checkpoint_id, self.result.checkpoint_size = cp.id, cp.size
+        self.result.checkpoint_root = cp.root_hash
+
+    def _nodes_completing_in(self, a: int, b: int) -> dict[int, bytes]:
+        """Stored nodes whose last leaf lies in [a, b), keyed by node id."""
+        q = Q()
+        level = 0
+        while (b >> level) > (a >> level):
+            q |= Q(id__gte=(level << SHIFT) | (a >> level), id__lt=(level << SHIFT) | (b >> level))
+            level += 1
+        return {i: bytes(h) for i, h in MerkleNode.objects.filter(q).values_list("id", "hash")}
+
+    def _chunk(self, a: int, b: int, stack: list[bytes], pending, checkpoints):
+        rows = LedgerEntry.objects.filter(index__gte=a, index__lt=b).order_by("index").values_list(
+            "index", "kind", "subject", "body", "leaf_hash")
+        nodes = self._nodes_completing_in(a, b)
+        expected = a
+        node_hash = merkle.node_hash
+        check_row = ledger.check_row
+        next_size = pending.size if pending is not None else -1
+        for index, kind, subject, body, leaf_hash in rows:
+            if index != expected:
+                raise Failure(expected, f"entry #{expected} is missing (the next stored entry is #{index})")
+            h, problem = check_row(index, kind, subject, body, leaf_hash)
+            if problem:
+                raise Failure(index, f"entry #{index} ({kind}): {problem}")
+            level, i = 0, index
+            while True:
+                stored = nodes.get((level << SHIFT) | i)
+                if stored != h:
+                    raise Failure(i << level, self._node_problem(level, i, stored))
+                if not i & 1:
+                    break
+                h = node_hash(stack.pop(), h)
+                level, i = level + 1, i >> 1
+            stack.append(h)
+            expected = index + 1
+            if expected == next_size:
+                pending = self._check_due(pending, checkpoints, expected, stack)
+                next_size = pending.size if pending is not None else -1
+        if expected != b:
+            raise Failure(expected, f"entry #{expected} is missing")
+        self.result.entries_checked += b - a
+        self.result.nodes_checked += len(nodes)
+        return pending
+
+    @staticmethod
+    def _node_problem(level: int, i: int, stored: bytes | None) -> str:
+        what = (f"stored leaf node of entry #{i}" if level == 0 else
+                f"stored Merkle node (level {level}, index {i}) over entries {i << level}..{((i + 1) << level) - 1}")
+        if stored is None:
+            return f"{what} is missing"
+        return f"{what} differs from the hash recomputed from the entries"
+
+
+def verify_ledger(since_last: bool = False, *, alert: bool = False, chunk: int = CHUNK) -> Result:
+    """Verify the ledger (everything, or only what is new since the last verified
+    checkpoint); record the run; raise a `ledger.verification_failed` alert on failure
+    when `alert` is set.  Never raises for a bad ledger: the Result says what is wrong."""
+    run = VerificationRun.objects.create(mode=VerificationRun.SINCE_LAST if since_last else VerificationRun.FULL)
+    started = time.monotonic()
+    verifier = _Verifier(chunk)
+    try:
+        result = verifier.run(since_last)
+    except Failure as failure:
+        result = verifier.result
+        result.ok, result.first_bad_index, result.message = False, failure.index, failure.message
+    result.seconds = time.monotonic() - started
+    result.run_id = run.id
+    VerificationRun.objects.filter(pk=run.pk).update(
+        mode=result.mode, finished_at=datetime.now(timezone.utc), ok=result.ok, first_bad_index=result.first_bad_index,
+        message=result.message[:5000], checked_from=result.checked_from, checked_upto=result.checked_upto,
+        entries_checked=result.entries_checked, checkpoint_id=result.checkpoint_id if result.ok else None,
+        checkpoint_size=result.checkpoint_size if result.ok else None,
+        checkpoint_root=result.checkpoint_root if result.ok else "",
+    )
+    if not result.ok:
+        log.error("ledger verification failed at entry #%s: %s", result.first_bad_index, result.message)
+        if alert:
+            _alert(result)
+    return result
+
+
+def _alert(result: Result) -> None:
+    from .alerts import raise_alert
+    from .models import Alert
+
+    message = f"ledger verification failed at entry #{result.first_bad_index}: {result.message}"
+    details = {"first_bad_index": result.first_bad_index, "message": result.message, "run_id": result.run_id,
+               "mode": result.mode}
+    try:
+        raise_alert("ledger.verification_failed", message, severity="critical", subject="ledger", details=details)
+    except Exception:  # the ledger may be too damaged to append to: the alert must still exist
+        log.exception("could not append the alert to the ledger; storing the alert alone")
+        Alert.objects.create(kind="ledger.verification_failed", severity="critical", message=message[:500],
+                             subject="ledger", details=details | {"ledger_append_failed": True})

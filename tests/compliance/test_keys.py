@@ -1,0 +1,113 @@
+"""Key registry: rotation keeps past signatures valid, revocation invalidates what the key
+signs afterwards, private keys stay in 0600 files."""
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from compliance import checkpoints, dsse, keys, ledger, notes, tree
+from compliance.models import Checkpoint, LedgerEntry, SigningKey
+from compliance.verify import verify_ledger
+from inference.loader import build_key_lookup
+
+pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
+
+
+@pytest.fixture
+def keys_dir(settings, tmp_path):
+    settings.TRACELEDGER_KEYS_DIR = tmp_path / "keys"
+    settings.TRACELEDGER_CHECKPOINT_DIR = tmp_path / "checkpoints"
+    return tmp_path / "keys"
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_it_rotates_a_key_and_keeps_its_past_signatures_valid(keys_dir, capsys):
+    old = keys.get_signer("ledger")
+    ledger.append("trace.viewed", {"n": 1})
+    before = checkpoints.make_checkpoint()
+
+    call_command("keys", "rotate", "--purpose", "ledger", "--json")
+    out = json.loads(capsys.readouterr().out)
+    new = keys.get_signer("ledger")
+    assert out["retired"]["key_id"] == old.key_id and out["new"]["key_id"] == new.key_id != old.key_id
+    retired_file = keys_dir / f"ledger-{old.key_id[:16]}.retired.pem"
+    assert mode(retired_file) == 0o600 and mode(keys_dir / "ledger.pem") == 0o600
+    assert keys.signer_from_private("ledger", keys.read_private_key(retired_file)).key_id == old.key_id
+    assert SigningKey.objects.get(key_id=old.key_id).retired_at is not None
+    assert SigningKey.objects.get(key_id=new.key_id).state == "current"
+    retired = LedgerEntry.objects.get(kind="key.retired")
+    assert ledger.payload_of(retired)["replaced_by"] == new.key_id
+
+    ledger.append("trace.viewed", {"n": 2})
+    after = checkpoints.make_checkpoint()
+    assert after.key_id == new.key_id and before.key_id == old.key_id
+    assert notes.verify_note(after.note, [checkpoints.ledger_vkey()])
+    result = verify_ledger()
+    assert result.ok and result.checkpoints_checked == 2, result.message
+
+    call_command("keys", "list", "--json")
+    listed = {k["key_id"]: k for k in json.loads(capsys.readouterr().out)["keys"]}
+    assert listed[old.key_id]["state"] == "retired" and not listed[old.key_id]["current"]
+    assert listed[new.key_id]["current"]
+    assert "PRIVATE" not in json.dumps(listed)
+
+
+def test_a_revoked_key_invalidates_what_it_signs_afterwards(keys_dir, capsys):
+    compromised = keys.get_signer("ledger")
+    ledger.append("trace.viewed", {"n": 1})
+    honest = checkpoints.make_checkpoint()
+
+    call_command("keys", "revoke", compromised.key_id[:12], "--reason", "key file leaked")
+    assert "it was current: new ledger key" in capsys.readouterr().out
+    key = SigningKey.objects.get(key_id=compromised.key_id)
+    assert key.revoked_at and key.revocation_reason == "key file leaked"
+    assert (keys_dir / f"ledger-{compromised.key_id[:16]}.revoked.pem").exists()
+    assert keys.get_signer("ledger").key_id != compromised.key_id
+    assert ledger.payload_of(LedgerEntry.objects.get(kind="key.revoked"))["reason"] == "key file leaked"
+    assert verify_ledger().ok  # signed before the revocation: still valid
+
+    # whoever holds the leaked key signs a checkpoint after the revocation
+    size = ledger.size()
+    body = notes.format_checkpoint(checkpoints.origin(), size, tree.root(size))
+    forged = Checkpoint.objects.create(size=size, root_hash=tree.root(size).hex(), key_id=compromised.key_id,
+                                       note=notes.sign_note(body, checkpoints.origin(), compromised.private_key))
+    result = verify_ledger()
+    assert not result.ok and result.first_bad_index == honest.size
+    assert f"checkpoint #{forged.id}" in result.message and "revoked" in result.message
+
+
+def test_a_revoked_build_key_stops_verifying_new_signatures(keys_dir):
+    build = keys.get_signer("build")
+    lookup = build_key_lookup(signed_at=None)
+    keys.revoke(build.key_id, reason="rotated out after an incident")
+    with pytest.raises(dsse.EnvelopeError, match="revoked"):
+        lookup(build.key_id)
+    assert keys.get_signer("build").key_id != build.key_id
+
+
+def test_it_refuses_bad_key_commands(keys_dir):
+    keys.get_signer("ledger")
+    with pytest.raises(CommandError, match="no registered key"):
+        call_command("keys", "revoke", "0123456789abcdef", "--reason", "x")
+    with pytest.raises(CommandError, match="at least 8 hex digits"):
+        call_command("keys", "revoke", "abc", "--reason", "x")
+    with pytest.raises(CommandError):
+        call_command("keys", "rotate", "--purpose", "marketing")
+    key_id = SigningKey.objects.get().key_id
+    call_command("keys", "revoke", key_id, "--reason", "first")
+    with pytest.raises(CommandError, match="already revoked"):
+        call_command("keys", "revoke", key_id, "--reason", "again")
+    assert LedgerEntry.objects.filter(kind="key.revoked").count() == 1
+
+
+def test_it_refuses_to_sign_with_a_revoked_current_key(keys_dir):
+    signer = keys.get_signer("witness")
+    SigningKey.objects.filter(key_id=signer.key_id).update(revoked_at=SigningKey.objects.get().created_at)
+    with pytest.raises(keys.KeyFileError, match="is revoked"):
+        keys.get_signer("witness")
