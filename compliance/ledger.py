@@ -43,6 +43,7 @@ KINDS = {
     "checkpoint.created",
     "trace.viewed",
     "report.exported",
+    "retention.applied",
     "case.opened",
     "case.noted",
     "case.decided",
