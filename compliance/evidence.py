@@ -113,7 +113,8 @@ class Scope:
     @property
     def label(self) -> str:
         if self.kind == "service":
-            return f"service {self.service}, {_iso(self.since)} to {_iso(self.until)}"
+            since, until = (t.astimezone(dt_timezone.utc) for t in (self.since, self.until))
+            return f"service {self.service}, {since:%Y-%m-%d %H:%M:%S} to {until:%Y-%m-%d %H:%M:%S} UTC"
         if self.kind == "case":
             return f"case {self.case.pk} (prediction {self.inference_id})"
         return f"prediction {self.inference_id}"
@@ -364,6 +365,7 @@ def disclosed_input(prediction: Prediction, arrays: dict) -> dict:
         array = np.asarray(arrays[name])
         if array.dtype.byteorder == ">" or (array.dtype.byteorder == "=" and not np.little_endian):
             array = array.astype(array.dtype.newbyteorder("<"))  # the commitment hashes little-endian bytes
+        array = np.ascontiguousarray(array)  # as inference.digests encodes it (a 0-d input counts as shape [1])
         tensors.append({"name": name, "dtype": array.dtype.str.replace("|", "<"), "shape": list(array.shape),
                         "data": base64.b64encode(array.tobytes(order="C")).decode()})
     return {"inference_id": str(prediction.inference_id), "salt": salt_row.salt, "tensors": tensors}

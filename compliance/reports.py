@@ -28,6 +28,7 @@ from .evidence import Evidence
 from .store import default_store
 
 
+MAX_LISTED_PREDICTIONS = 25
 LINK_NAMES = {"prediction": "Prediction", "deployment": "Deployment", "engine": "Engine", "build": "Build",
               "model": "ONNX model", "commit": "Commit", "submitter": "Submitter", "training_data": "Training data",
               "predictions": "Predictions"}
@@ -45,7 +46,7 @@ class Requirement:
 def requirements(ctx: dict) -> list[Requirement]:
     """Each requirement the report is asked about, and where the report answers it."""
     days = ctx["retention"]["days"]
-    first = ctx["entries"][0]["index"] if ctx["entries"] else "-"
+    first = ctx["entries"][0].get("index", "-") if ctx["entries"] else "-"
     pred_index = ctx["prediction_index"]
     return [
         Requirement("EU AI Act", "Art. 12 — record-keeping",
@@ -54,7 +55,7 @@ def requirements(ctx: dict) -> list[Requirement]:
                     "Every prediction, engine build, deployment, engine load and alert is written automatically "
                     "as a leaf of an append-only Merkle ledger at the moment it happens"
                     + (f"; this decision is ledger entry #{pred_index}" if pred_index is not None else "")
-                    + f". The {len(ctx['entries'])} entries this report relies on (from #{first}) are listed with "
+                    + f". The {ctx['entry_count']} entries this report relies on (from #{first}) are listed with "
                     "their leaf hashes and proven included in the signed checkpoint.",
                     "§2 Chain of provenance, §6 Activity and alerts, Appendix A"),
         Requirement("EU AI Act", "Art. 19 and Art. 26(6) — log retention",
@@ -189,16 +190,23 @@ def build_context(evidence: Evidence, bundle_bytes: bytes, *, generated_by: str,
         for check in offline.checks:
             if check.name in ("prediction", "deployment", "engine", "build", "model", "commit", "submitter", "predictions"):
                 chain_rows.append({"kind": check.name, "name": LINK_NAMES.get(check.name, check.name),
-                                   "label": check.detail.split(":")[0], "ok": check.ok,
+                                   "label": check.label or check.detail, "ok": check.ok,
                                    "verdict": "verified" if check.ok else "failed", "detail": check.detail,
                                    "offline": check})
 
     cp_body, cp_sigs = notes.parse_note(evidence.note)
     cp = notes.parse_checkpoint(cp_body)
     entries = []
-    for e in sorted(evidence.all_entries(), key=lambda e: e.index):
+    all_entries = sorted(evidence.all_entries(), key=lambda e: e.index)
+    many = [e.index for e in all_entries if e.kind == "prediction.recorded"]
+    for e in all_entries:
+        if e.kind == "prediction.recorded" and len(many) > MAX_LISTED_PREDICTIONS:
+            continue
         entries.append({"index": e.index, "kind": e.kind, "subject": e.subject, "time": e.created_at,
                         "leaf_hash": e.leaf_hash})
+    if len(many) > MAX_LISTED_PREDICTIONS:
+        entries.append({"summary": f"and {len(many)} prediction.recorded entries between #{many[0]} and "
+                                   f"#{many[-1]}, each with its body and inclusion proof in the evidence bundle"})
     deployments, timeline_svg = _timeline(evidence, services, now)
     activity_svg, activity_caption = _activity(evidence, services, now)
     loads = EngineLoad.objects.filter(service__in=services, created_at__gte=evidence.period[0],
@@ -245,7 +253,7 @@ def build_context(evidence: Evidence, bundle_bytes: bytes, *, generated_by: str,
                        "ledger_vkeys": evidence.ledger_vkeys, "witness_vkeys": evidence.witness_vkeys},
         "build_keys": [{"public_key": k, "key_id": hashlib.sha256(base64.b64decode(k)).hexdigest()}
                        for k in evidence.build_keys],
-        "entries": entries,
+        "entries": entries, "entry_count": len(all_entries),
         "bundle": {"sha256": bundle_sha, "size": len(bundle_bytes), "name": bundle_name},
         "disclosed": evidence.disclosed,
         "retention": retention_info, "case": case,

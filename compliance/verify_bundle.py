@@ -213,6 +213,7 @@ class Check:
     ok: bool
     detail: str
     problems: list[str] = field(default_factory=list)
+    label: str = ""
 
 
 @dataclass
@@ -227,7 +228,7 @@ class Result:
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "keys_pinned": self.pinned, "scope": self.scope,
-                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "problems": c.problems}
+                "checks": [{"name": c.name, "label": c.label, "ok": c.ok, "detail": c.detail, "problems": c.problems}
                            for c in self.checks]}
 
 
@@ -247,8 +248,8 @@ class _Link:
     def check(self, ok_detail: str) -> Check:
         prefix = f"{self.label}: " if self.label else ""
         if self.problems:
-            return Check(self.name, False, prefix + self.problems[0], self.problems)
-        return Check(self.name, True, prefix + ok_detail)
+            return Check(self.name, False, prefix + self.problems[0], self.problems, self.label)
+        return Check(self.name, True, prefix + ok_detail, [], self.label)
 
 
 # ---------------------------------------------------------------- verifying
@@ -482,14 +483,14 @@ class Verifier:
                       "model commit in the attestation differs from the model record")
 
         commit = build.get("commit")
-        cmt_link = _Link("commit")
+        cmt_link = _Link("commit", str(commit)[:12])
         cmt_link.need(bool(commit) and params.get("commit") == commit,
                       "commit in the signed attestation differs from the build record")
         cmt_link.need({"uri": f"git+{build.get('repo')}@{commit}", "digest": {"gitCommit": commit}} in deps,
                       "attestation does not list the commit as a dependency")
 
         submitter = build.get("submitter")
-        sub_link = _Link("submitter")
+        sub_link = _Link("submitter", str(submitter))
         sub_link.need(bool(submitter) and params.get("submitter") == submitter,
                       "submitter in the signed attestation differs from the build record")
         if build_e:
@@ -509,7 +510,7 @@ class Verifier:
                            f"{started.get('backend_version')}; record equals the signed attestation"),
                 (mdl_link, f"sha256 {msha} from {model.get('repo')}{training}"),
                 (cmt_link, f"{build.get('repo')} @ {commit}, as signed in the attestation"),
-                (sub_link, f"{submitter} requested the build, as signed in the attestation"),
+                (sub_link, "requested the build, as signed in the attestation"),
             ],
         }
 
@@ -577,8 +578,11 @@ class Verifier:
             since, until = _time(scope["since"], "scope.since"), _time(scope["until"], "scope.until")
             scope_link.need(since < until, "scope window is empty")
             for facts in chain_order:
+                dep_id = facts["deployment"].get("deployment_id")
                 scope_link.need(facts["deployment"].get("service") == scope["service"],
-                                f"deployment #{facts['deployment'].get('deployment_id')} belongs to another service")
+                                f"deployment #{dep_id} belongs to another service")
+                entry = facts["deployment_entry"]
+                scope_link.need(entry is None or entry.time < until, f"deployment #{dep_id} began after the window")
             for rec in preds:
                 try:
                     when = _time(rec.get("timestamp"), "timestamp")
@@ -593,7 +597,8 @@ class Verifier:
             self.checks.extend(bad)
             if not bad:
                 self.checks.append(Check("predictions", True, f"{len(pred_checks)} predictions, each included in the "
-                                                                "checkpoint and linked to its deployment's engine"))
+                                                                "checkpoint and linked to its deployment's engine",
+                                         label=f"{len(pred_checks)} predictions"))
         for facts in chain_order:
             for link, detail in facts["links"]:
                 self.checks.append(link.check(detail))

@@ -28,6 +28,12 @@ def case_registry():
 
         # table_sql needs no schema-editor context, which SQLite refuses inside a transaction.
         sql, params = connection.schema_editor().table_sql(Case)
+        drop = f"DROP TABLE IF EXISTS {Case._meta.db_table}"
         with connection.cursor() as cursor:
+            cursor.execute(drop)
             cursor.execute(sql, params)
-        yield registry, Case
+        try:
+            yield registry, Case
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(drop)
