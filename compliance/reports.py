@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from inference.loader import verify_manifest
 from lineage.models import Deployment, EngineLoad, Prediction, PredictionSalt
+from lineage.trace import trace
 
 from . import notes, retention, svgcharts, verify_bundle
 from .evidence import Evidence
@@ -173,8 +174,6 @@ def build_context(evidence: Evidence, bundle_bytes: bytes, *, generated_by: str,
     prediction = evidence.predictions[0] if scope.kind != "service" else None
     live = None
     if prediction is not None:
-        from lineage.trace import trace
-
         live = trace(prediction.inference_id)
     offline_by_name: dict[str, list] = {}
     for check in offline.checks:
@@ -220,7 +219,7 @@ def build_context(evidence: Evidence, bundle_bytes: bytes, *, generated_by: str,
         retention_info |= {
             "salt_kept": PredictionSalt.objects.filter(inference_id=prediction.inference_id).exists(),
             "erase_after": prediction.timestamp + timedelta(days=days),
-            "legal_hold": prediction.inference_id in held,
+            "legal_hold": prediction.inference_id in held or bool(getattr(scope.case, "legal_hold", False)),
         }
     case = None
     if scope.kind == "case":
@@ -232,7 +231,8 @@ def build_context(evidence: Evidence, bundle_bytes: bytes, *, generated_by: str,
                            for e in evidence.case_entries]}
     lead = chains[0] if chains else None
     ctx = {
-        "title": "Provenance report" if scope.kind != "service" else "Service provenance report",
+        "title": {"prediction": "Provenance report", "case": "Case provenance report",
+                  "service": "Service provenance report"}[scope.kind],
         "report_id": f"TL-{now:%Y%m%d}-{bundle_sha[:8].upper()}",
         "scope": scope, "scope_label": scope.label, "generated_at": now, "generated_by": generated_by,
         "prediction": prediction, "prediction_index": prediction.ledger_index if prediction else None,

@@ -19,6 +19,7 @@ from django.utils import timezone
 from lineage.models import Prediction, PredictionSalt
 
 from . import ledger
+from .evidence import case_inference_id, case_model
 
 MINIMUM_DAYS = 183  # six months
 
@@ -33,8 +34,6 @@ def retention_days() -> int:
 
 def held_inference_ids(registry=django_apps) -> set[uuid.UUID]:
     """Predictions named by a case under legal hold (none when cases are not installed)."""
-    from .evidence import case_inference_id, case_model
-
     model = case_model(registry)
     if model is None:
         return set()

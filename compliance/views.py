@@ -2,13 +2,18 @@
 bundles for a prediction, a case or a service over a time window."""
 from __future__ import annotations
 
+import base64
+from datetime import timedelta
+
 from django import forms
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from lineage.models import Deployment, Prediction
 
+from . import notes
 from .evidence import ExportError, Scope, case_model
 from .exports import do_export_report, load_npz
 from .ids import parse_inference_id
@@ -35,13 +40,18 @@ class ExportForm(forms.Form):
 class ServiceExportForm(forms.Form):
     format = forms.ChoiceField(choices=FORMATS, initial="pdf", widget=forms.RadioSelect)
     service = forms.ChoiceField(choices=[])
-    since = forms.DateTimeField(help_text="UTC, e.g. 2026-01-31 00:00")
-    until = forms.DateTimeField(help_text="UTC, exclusive")
+    since = forms.DateTimeField(help_text="UTC", widget=forms.DateTimeInput(
+        attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
+    until = forms.DateTimeField(help_text="UTC, exclusive", widget=forms.DateTimeInput(
+        attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         services = Deployment.objects.order_by("service").values_list("service", flat=True).distinct()
         self.fields["service"].choices = [(s, s) for s in services]
+        now = timezone.now().replace(second=0, microsecond=0)
+        self.fields["since"].initial = now - timedelta(days=1)
+        self.fields["until"].initial = now + timedelta(minutes=1)
 
     def clean(self):
         data = super().clean()
@@ -51,9 +61,15 @@ class ServiceExportForm(forms.Form):
 
 
 def _keys_to_pin() -> dict:
+    """The public keys a regulator pins: the ledger key of the latest checkpoint (as a
+    C2SP vkey) and the unrevoked build keys (raw base64)."""
     checkpoint = Checkpoint.objects.order_by("-id").first()
     ledger = SigningKey.objects.filter(key_id=checkpoint.key_id).first() if checkpoint else None
-    return {"ledger": ledger, "build": SigningKey.objects.filter(purpose="build", revoked_at=None)}
+    vkey = ""
+    if ledger is not None:
+        origin = notes.parse_checkpoint(notes.parse_note(checkpoint.note)[0]).origin
+        vkey = notes.format_vkey(origin, base64.b64decode(ledger.public_key))
+    return {"ledger": vkey, "build": SigningKey.objects.filter(purpose="build", revoked_at=None)}
 
 
 def _download(export, fmt: str, stem: str) -> HttpResponse:

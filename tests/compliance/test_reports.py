@@ -213,6 +213,38 @@ def test_it_rejects_a_bundle_re_signed_with_a_key_that_is_not_pinned(demo, tmp_p
     assert bad_key.returncode == 2 and "not a vkey" in bad_key.stderr
 
 
+def test_it_carries_and_checks_witness_cosignatures(demo, tmp_path):
+    from compliance import checkpoints, keys
+    from compliance.models import Checkpoint
+
+    latest = checkpoints.make_checkpoint()
+    witness = keys.get_signer("witness")
+    stranger = Ed25519PrivateKey.generate()
+    note = notes.add_cosignature(latest.note, "witness.example/w1", witness.private_key, 1_790_000_000)
+    note = notes.add_cosignature(note, "stranger.example/w9", stranger, 1_790_000_001)
+    Checkpoint.objects.create(size=latest.size, root_hash=latest.root_hash, note=note, key_id=latest.key_id)
+
+    export(tmp_path, demo["disputed_inference_id"], "--bundle", tmp_path / "b.json", "--keys", tmp_path)
+    raw = (tmp_path / "b.json").read_bytes()
+    bundle = json.loads(raw)
+    assert "witness.example/w1" in bundle["checkpoint"]["note"]
+    assert "stranger.example" not in bundle["checkpoint"]["note"]  # no key for it: nothing could check it
+    assert bundle["keys"]["witness"] == [(tmp_path / "witness.vkey").read_text().strip()]
+    cosigned = {c.name: c for c in verify_bytes(raw).checks}["checkpoint"]
+    assert cosigned.ok and "cosigned by witness.example/w1 at 2026-09-21" in cosigned.detail
+    assert "(key from the bundle)" in cosigned.detail
+    pinned = verify_bytes(raw, pins(tmp_path) + load_key_file(tmp_path / "witness.vkey"))
+    assert pinned.ok and "(pinned)" in {c.name: c for c in pinned.checks}["checkpoint"].detail
+
+    line = next(l for l in bundle["checkpoint"]["note"].splitlines() if "witness.example/w1" in l)
+    sig = bytearray(base64.b64decode(line.split(" ")[2]))
+    sig[-1] ^= 1
+    bundle["checkpoint"]["note"] = bundle["checkpoint"]["note"].replace(
+        line, f"{line.split(' ')[0]} witness.example/w1 {base64.b64encode(bytes(sig)).decode()}")
+    failed = {c.name: c.detail for c in verify_bytes(encode_bundle(bundle)).checks if not c.ok}
+    assert "witness signature" in failed["checkpoint"] and "does not verify" in failed["checkpoint"]
+
+
 def _link_package(module: str, site: Path) -> None:
     spec = importlib.util.find_spec(module)
     origin = Path(spec.origin)
