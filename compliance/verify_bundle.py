@@ -13,7 +13,21 @@ salted commitment.  One verdict per link; exit status 0 only when everything hol
 
 The bundle is one JSON document whose bytes must be exactly `encode_bundle()` of its
 content (sorted keys, no insignificant whitespace, ASCII with \\u escapes, one final
-newline): no byte of a bundle can change without verification failing.
+newline): no byte of a bundle can change without verification failing.  Its fields:
+
+  format            "traceledger-evidence/v1"
+  scope             {kind: prediction, inference_id} | {kind: case, case_id, inference_id}
+                    | {kind: service, service, since, until}
+  checkpoint        {note}: the C2SP signed checkpoint note, with witness cosignatures
+  keys              {ledger: [vkey], build: [base64 raw Ed25519 key], witness: [vkey]}
+  predictions       [R] (prediction.recorded)
+  deployments       [{deployment R, engine_manifest (the DSSE envelope text as pinned),
+                      build R, build_started R, build_succeeded R, model R}]
+  alerts, case_events, key_registrations    [R]
+  disclosed_input   null | {inference_id, salt (hex), tensors: [{name, dtype, shape, data}]}
+
+where R = {record: the entry's payload, entry: {index, body: the entry's exact canonical
+JSON text, proof: [base64 RFC 9162 inclusion proof hashes at the checkpoint's size]}}.
 
 --key PUBKEY pins a trusted key (repeat it for the ledger, build and witness keys).
 A PUBKEY file holds one of:
@@ -419,11 +433,11 @@ class Verifier:
             if self.pinned:
                 eng_link.need(self.is_pinned(self.build_keys[signer]),
                               f"engine manifest signed by build key {signer[:16]}, which is not pinned with --key")
-        succ_link = eng_link
         bld_link = _Link("build")
         build, build_e = self.entry(item["build"], f"{where}.build", "build.requested", bld_link)
         started, started_e = self.entry(item["build_started"], f"{where}.build_started", "build.started", bld_link)
-        succ, succ_e = self.entry(item["build_succeeded"], f"{where}.build_succeeded", "build.succeeded", succ_link)
+        # build.succeeded is the engine's record: its problems are the engine's
+        succ, succ_e = self.entry(item["build_succeeded"], f"{where}.build_succeeded", "build.succeeded", eng_link)
         build_id = build.get("build_id")
         eng_link.label = f"engine #{succ.get('engine_id')}"
         eng_link.need(bool(subject_sha) and subject_sha == dep.get("engine_sha256") == succ.get("engine_sha256"),
