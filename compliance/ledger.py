@@ -46,6 +46,7 @@ KINDS = {
     "checkpoint.cosigned",
     "trace.viewed",
     "report.exported",
+    "retention.applied",
     "case.opened",
     "case.noted",
     "case.decided",

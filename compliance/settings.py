@@ -36,6 +36,9 @@ TRACELEDGER_HOME.mkdir(parents=True, exist_ok=True)
 TRACELEDGER_LOG_ORIGIN = os.environ.get("TRACELEDGER_LOG_ORIGIN", "traceledger.local/ledger")
 # Largest ONNX upload or calibration set accepted, in bytes.
 TRACELEDGER_MAX_UPLOAD_BYTES = envint("TRACELEDGER_MAX_UPLOAD_BYTES", str(512 * 1024 * 1024))
+# Days a prediction's input salt is kept (the ledger itself is never pruned). EU AI Act
+# Art. 19 and 26(6): logs are kept at least six months; production refuses less.
+TRACELEDGER_RETENTION_DAYS = envint("TRACELEDGER_RETENTION_DAYS", "190")
 # Generate missing signing keys on first use (embedded default). Production mounts them.
 TRACELEDGER_GENERATE_KEYS = envbool("TRACELEDGER_GENERATE_KEYS", "True")
 

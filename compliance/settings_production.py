@@ -14,6 +14,8 @@ for _name in ("SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS"):
     if not os.environ.get(_name):
         raise ImproperlyConfigured(f"{_name} must be set in production")
 SECRET_KEY = os.environ["SECRET_KEY"]
+if TRACELEDGER_RETENTION_DAYS < 183:  # noqa: F405
+    raise ImproperlyConfigured("TRACELEDGER_RETENTION_DAYS must be at least 183 (six months, EU AI Act Art. 19/26)")
 # Keys are mounted from a secret store; never generate a signing identity silently.
 TRACELEDGER_GENERATE_KEYS = envbool("TRACELEDGER_GENERATE_KEYS", "False")  # noqa: F405
 

@@ -1,0 +1,100 @@
+"""Exporting a regulator report: one action for the CLI and the dashboard.
+
+`do_export_report` collects the evidence, renders the bundle and/or the PDF, and records
+a `report.exported` ledger entry naming who exported what, with the digest of every
+file produced.  Files are written by the caller (`write_atomically`) after the entry.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.db import transaction
+
+from . import ledger
+from .evidence import Evidence, Scope, collect, disclosed_input
+from .reports import build_context, render_pdf
+
+
+@dataclass
+class Export:
+    evidence: Evidence
+    files: dict[str, bytes] = field(default_factory=dict)  # "pdf" / "bundle" -> bytes
+    ledger_index: int | None = None
+
+    def digests(self) -> dict[str, dict]:
+        return {kind: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+                for kind, data in self.files.items()}
+
+
+def do_export_report(scope: Scope, *, acting_user: str, pdf: bool = True, bundle: bool = True,
+                     disclose: dict | None = None, bundle_name: str = "", max_predictions: int = 1000) -> Export:
+    """Produce the requested files for `scope` and record the export in the ledger.
+    `disclose` is the data subject's input (name → array), checked against the commitment."""
+    if not pdf and not bundle:
+        raise ValueError("nothing to export: ask for a PDF, a bundle or both")
+    if disclose is not None and scope.kind == "service":
+        raise ValueError("an input can only be disclosed for one prediction or case")
+    evidence = collect(scope, max_predictions=max_predictions)
+    if disclose is not None:
+        evidence.disclosed = disclosed_input(evidence.predictions[0], disclose)
+    export = Export(evidence)
+    bundle_bytes = evidence.bundle_bytes()
+    if bundle:
+        export.files["bundle"] = bundle_bytes
+    if pdf:
+        context = build_context(evidence, bundle_bytes, generated_by=acting_user,
+                                bundle_name=bundle_name if bundle else "")
+        export.files["pdf"] = render_pdf(context)
+    with transaction.atomic():
+        entry = ledger.append("report.exported", {
+            "scope": scope.to_dict(),
+            "files": export.digests(),
+            "checkpoint": {"size": evidence.checkpoint.size, "root_hash": evidence.checkpoint.root_hash},
+            "predictions": len(evidence.predictions),
+            "disclosed_input": evidence.disclosed is not None,
+        }, subject=scope.subject, actor=acting_user)
+    export.ledger_index = entry.index
+    return export
+
+
+MAX_DISCLOSED_BYTES = 16 * 1024 * 1024
+
+
+def load_npz(source) -> dict:
+    """Named arrays from an .npz file (a path or an uploaded file); no pickles."""
+    import numpy as np
+
+    size = getattr(source, "size", None)
+    if size is None and isinstance(source, (str, os.PathLike)) and os.path.exists(source):
+        size = os.path.getsize(source)
+    if size is not None and size > MAX_DISCLOSED_BYTES:
+        raise ValueError(f"the disclosed input is larger than {MAX_DISCLOSED_BYTES} bytes")
+    try:
+        with np.load(source, allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise ValueError("expected an .npz archive of named arrays")
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"cannot read the disclosed input: {exc}") from None
+
+
+def write_atomically(path: str | os.PathLike, data: bytes) -> None:
+    """Write a file whole or not at all (temp file beside it, fsync, rename)."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,74 @@
+"""Retention of personal data: input salts only, never ledger rows.
+
+A prediction's input digest is a salted commitment; its salt (PredictionSalt) is the
+only thing that links the ledger to a person's input.  After TRACELEDGER_RETENTION_DAYS
+(default 190, never less than six months: EU AI Act Art. 19 and 26(6) ask that logs be
+kept at least that long) the salt is deleted, unless a case holds the prediction under
+legal hold.  The ledger keeps every entry: only the link to the input goes.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from django.apps import apps as django_apps
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from lineage.models import Prediction, PredictionSalt
+
+from . import ledger
+from .evidence import case_inference_id, case_model
+
+MINIMUM_DAYS = 183  # six months
+
+
+def _now() -> datetime:
+    return timezone.now()
+
+
+def retention_days() -> int:
+    return int(settings.TRACELEDGER_RETENTION_DAYS)
+
+
+def held_inference_ids(registry=django_apps) -> set[uuid.UUID]:
+    """Predictions named by a case under legal hold (none when cases are not installed)."""
+    model = case_model(registry)
+    if model is None:
+        return set()
+    held = set()
+    for case in model.objects.filter(legal_hold=True):
+        iid = case_inference_id(case)
+        if iid is not None:
+            held.add(iid)
+    return held
+
+
+def expired_salts(now: datetime | None = None, registry=django_apps):
+    """(salts past retention and not held, how many are held back)."""
+    cutoff = (now or _now()) - timedelta(days=retention_days())
+    old = Prediction.objects.filter(timestamp__lt=cutoff).values("inference_id")
+    expired = PredictionSalt.objects.filter(inference_id__in=old)
+    held = held_inference_ids(registry)
+    kept = expired.filter(inference_id__in=held).count() if held else 0
+    return (expired.exclude(inference_id__in=held) if held else expired), kept, cutoff
+
+
+def do_apply_retention(*, dry_run: bool = False, acting_user: str = "system", now: datetime | None = None,
+                       registry=django_apps) -> dict:
+    """Erase the salts of predictions older than the retention period; record it."""
+    with transaction.atomic():
+        expired, held_back, cutoff = expired_salts(now, registry)
+        count = expired.count()
+        result = {"retention_days": retention_days(), "cutoff": cutoff.isoformat(), "salts_erased": 0,
+                  "salts_expired": count, "held_by_legal_hold": held_back, "dry_run": dry_run}
+        if dry_run:
+            return result
+        erased, _ = expired.delete()
+        result["salts_erased"] = erased
+        entry = ledger.append("retention.applied",
+                              {k: v for k, v in result.items() if k != "dry_run"},
+                              subject="retention:salts", actor=acting_user)
+        result["ledger_index"] = entry.index
+    return result

@@ -1,0 +1,119 @@
+"""Retention: input salts are erased after TRACELEDGER_RETENTION_DAYS unless a case holds
+them; ledger rows are never touched; production refuses less than six months."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.utils import timezone
+
+from compliance import ledger
+from compliance.ids import uuid7
+from compliance.models import LedgerEntry
+from compliance.retention import do_apply_retention, held_inference_ids
+from inference import digests
+from inference.builder import run_build
+from inference.recorder import ProvenanceRecord, write_records
+from inference.runtime import AuditedService
+from lineage.actions import do_deploy, do_request_build
+from lineage.models import Prediction, PredictionSalt
+from lineage.trace import trace
+from tests.compliance.stand_in_case import case_registry
+from tests.conftest import ROOT, register
+
+pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
+
+
+def record_old_prediction(deployment, days_ago: int) -> uuid.UUID:
+    """A prediction reported by an external runtime, made `days_ago` days ago."""
+    x = np.array([[41, 52.0, 0.2, 3, 0, 9]], dtype=np.float32)
+    salt = digests.new_salt()
+    when = timezone.now() - timedelta(days=days_ago)
+    record = ProvenanceRecord(uuid7(int(when.timestamp() * 1000)), deployment.id, deployment.engine_sha256, when,
+                              digests.input_commitment(salt, {"X": x}), digests.tensors_digest({"y": x}), 100,
+                              salt.hex())
+    write_records([record])
+    return record.inference_id
+
+
+@pytest.fixture
+def service(db, credit_onnx):
+    """A deployed engine. The build runs here, in-process (the queued task is never
+    sent: the test's transaction does not commit)."""
+    build = do_request_build(register(credit_onnx), submitter="bob", commit="c" * 40)
+    run_build(build.id)
+    build.refresh_from_db()
+    deployment = do_deploy(build.engine, service="credit", acting_user="bob")
+    AuditedService.open("credit").predict({"X": np.ones((1, 6), np.float32)})
+    return deployment
+
+
+def test_it_erases_only_salts_past_retention_and_keeps_every_ledger_row(service):
+    old = record_old_prediction(service, days_ago=settings.TRACELEDGER_RETENTION_DAYS + 5)
+    recent = record_old_prediction(service, days_ago=settings.TRACELEDGER_RETENTION_DAYS - 5)
+    assert PredictionSalt.objects.count() == 3
+    entries_before = LedgerEntry.objects.count()
+
+    dry = do_apply_retention(dry_run=True)
+    assert dry["salts_expired"] == 1 and dry["salts_erased"] == 0
+    assert PredictionSalt.objects.count() == 3 and LedgerEntry.objects.count() == entries_before
+
+    result = do_apply_retention(acting_user="charlie")
+    assert result["salts_erased"] == 1 and result["held_by_legal_hold"] == 0
+    assert not PredictionSalt.objects.filter(inference_id=old).exists()
+    assert PredictionSalt.objects.filter(inference_id=recent).exists() and PredictionSalt.objects.count() == 2
+    # nothing but one new entry: predictions and their ledger leaves stay, and stay verifiable
+    assert LedgerEntry.objects.count() == entries_before + 1 and Prediction.objects.count() == 3
+    entry = LedgerEntry.objects.get(index=result["ledger_index"])
+    assert entry.kind == "retention.applied" and json.loads(entry.body)["actor"] == "charlie"
+    assert ledger.payload_of(entry) | {"cutoff": ""} == {
+        "retention_days": settings.TRACELEDGER_RETENTION_DAYS, "cutoff": "", "salts_erased": 1, "salts_expired": 1,
+        "held_by_legal_hold": 0}
+    assert trace(old).ok
+    assert do_apply_retention()["salts_erased"] == 0
+
+
+def test_it_keeps_salts_under_legal_hold(service):
+    held = record_old_prediction(service, days_ago=400)
+    free = record_old_prediction(service, days_ago=400)
+    with case_registry() as (registry, Case):
+        Case.objects.create(inference_id=held, legal_hold=True)
+        Case.objects.create(inference_id=free, legal_hold=False)
+        assert held_inference_ids(registry) == {held}
+        result = do_apply_retention(registry=registry)
+    assert result["salts_erased"] == 1 and result["held_by_legal_hold"] == 1
+    assert PredictionSalt.objects.filter(inference_id=held).exists()
+    assert not PredictionSalt.objects.filter(inference_id=free).exists()
+    assert held_inference_ids() == set()  # no Case model installed on this branch: nothing is held
+
+
+def test_it_applies_retention_from_the_command_line(service):
+    record_old_prediction(service, days_ago=1000)
+    out = io.StringIO()
+    call_command("apply_retention", "--dry-run", "--json", stdout=out)
+    assert json.loads(out.getvalue())["salts_expired"] == 1 and PredictionSalt.objects.count() == 2
+    out = io.StringIO()
+    call_command("apply_retention", stdout=out)
+    assert out.getvalue().startswith("erased 1 salt(s) older than 190 days")
+    assert PredictionSalt.objects.count() == 1
+
+
+def test_it_refuses_less_than_six_months_in_production():
+    assert settings.TRACELEDGER_RETENTION_DAYS == 190
+    env = dict(os.environ, SECRET_KEY="x" * 60, DATABASE_URL="postgres://u@127.0.0.1:5432/x", ALLOWED_HOSTS="a.example",
+               TRACELEDGER_RETENTION_DAYS="90", DJANGO_SETTINGS_MODULE="compliance.settings_production")
+    probe = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert probe.returncode != 0 and "TRACELEDGER_RETENTION_DAYS must be at least 183" in probe.stderr
+    env["TRACELEDGER_RETENTION_DAYS"] = "183"
+    assert subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,
+                          capture_output=True, timeout=60).returncode == 0

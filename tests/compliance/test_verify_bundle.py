@@ -1,0 +1,77 @@
+"""The offline verifier's own pieces, without a database: the numpy-free input
+commitment, pinned-key files, and the strict canonical parsing of a bundle."""
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from compliance import notes
+from compliance.verify_bundle import (FORMAT, TOP_KEYS, Malformed, encode_bundle, input_commitment, load_key_file,
+                                      parse_bundle, verify_bytes)
+from inference import digests
+
+
+@pytest.mark.parametrize("tensors", [
+    {"X": np.arange(12, dtype=np.float32).reshape(2, 6)},
+    {"features": np.ones((3, 4), np.float32), "category": np.array([1, 7, 2], np.int64)},
+    {"flag": np.array([True, False]), "scalar": np.array(2.5, np.float64)},
+    {"big_endian": np.arange(4, dtype=">i4"), "half": np.zeros((1, 2), np.float16)},
+])
+def test_it_computes_the_input_commitment_without_numpy(tensors):
+    salt = digests.new_salt()
+    encoded = []
+    for name, array in tensors.items():
+        le = array.astype(array.dtype.newbyteorder("<")) if array.dtype.byteorder == ">" else array
+        le = np.ascontiguousarray(le)  # the project's encoding: a 0-d input counts as shape [1]
+        encoded.append((name, le.dtype.str.replace("|", "<"), list(le.shape), le.tobytes()))
+    assert input_commitment(salt, encoded) == digests.input_commitment(salt, tensors)
+
+
+def test_it_reads_pinned_keys_in_every_documented_form(tmp_path):
+    key = Ed25519PrivateKey.generate().public_key()
+    raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    (tmp_path / "a.vkey").write_text("# ledger\n" + notes.format_vkey("log.example/x", raw) + "\n")
+    (tmp_path / "a.pem").write_bytes(key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    (tmp_path / "a.b64").write_text(base64.b64encode(raw).decode() + "\n")
+    (tmp_path / "a.hex").write_text(raw.hex())
+    for name in ("a.vkey", "a.pem", "a.b64", "a.hex"):
+        (pinned,) = load_key_file(tmp_path / name)
+        assert pinned.raw == raw
+    assert load_key_file(tmp_path / "a.vkey")[0].name == "log.example/x"
+    (tmp_path / "bad").write_text("hello world\n")
+    with pytest.raises(ValueError, match="not a vkey"):
+        load_key_file(tmp_path / "bad")
+    (tmp_path / "empty").write_text("# nothing\n")
+    with pytest.raises(ValueError, match="no key"):
+        load_key_file(tmp_path / "empty")
+
+
+def minimal() -> dict:
+    return {k: [] for k in TOP_KEYS} | {"format": FORMAT, "scope": {"kind": "prediction", "inference_id": "x"},
+                                         "checkpoint": {"note": ""}, "keys": {}, "disclosed_input": None}
+
+
+def test_it_accepts_only_the_canonical_encoding():
+    bundle = minimal()
+    data = encode_bundle(bundle)
+    assert data.endswith(b"}\n") and data.isascii() and b" " not in data.replace(b'"inference_id"', b"")
+    assert parse_bundle(data) == bundle
+    for edited, reason in [
+        (json.dumps(bundle, sort_keys=True, indent=1).encode() + b"\n", "canonical"),
+        (data[:-1], "canonical"),
+        (json.dumps(bundle).encode() + b"\n", "canonical"),
+        (data.replace(b'"format"', b'"format":1,"format"', 1), "duplicate"),
+        (data.replace(b'"disclosed_input":null', b'"disclosed_input":1.5'), "float"),
+        (encode_bundle(bundle | {"format": "traceledger-evidence/v0"}), "format"),
+        (encode_bundle(bundle | {"extra": 1}), "unexpected"),
+        (b"\xff" + data, "not a JSON bundle"),
+    ]:
+        with pytest.raises(Malformed, match=reason):
+            parse_bundle(edited)
+    result = verify_bytes(b"[]\n")
+    assert not result.ok and result.checks[0].name == "bundle"
