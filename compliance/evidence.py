@@ -298,7 +298,10 @@ def _checkpoint_and_keys(evidence: Evidence, needed: int) -> None:
     ledger_key = SigningKey.objects.filter(key_id=checkpoint.key_id).first()
     if ledger_key is None:
         raise ExportError(f"the key {checkpoint.key_id[:16]} that signed checkpoint {checkpoint.id} is not registered")
-    body, sigs = notes.parse_note(checkpoint.note)
+    # Witness cosignatures are stored beside the (append-only) checkpoint; appended to
+    # its note they give the witnessed note that travels in the bundle.
+    full_note = checkpoint.note + "".join(c.line for c in checkpoint.cosignatures.order_by("id"))
+    body, sigs = notes.parse_note(full_note)
     origin = notes.parse_checkpoint(body).origin
     ledger_raw = base64.b64decode(ledger_key.public_key)
     known = {(origin, notes.key_id(origin, ledger_raw)): None}
@@ -314,7 +317,7 @@ def _checkpoint_and_keys(evidence: Evidence, needed: int) -> None:
                     witness_rows[key.key_id] = key
     # Keep only signature lines whose key travels with the bundle: a line that no key
     # in the bundle can check would be bytes that nothing verifies.
-    block = checkpoint.note[len(body) + 1:]
+    block = full_note[len(body) + 1:]
     kept = [line for line, sig in zip(block[:-1].split("\n"), sigs)
             if (sig.name, sig.key_id) in known or (sig.name, sig.key_id) in witnesses]
     evidence.note = body + "\n" + "".join(line + "\n" for line in kept)

@@ -468,3 +468,19 @@ def test_it_checks_roles_and_input_on_the_export_pages(demo, client, dave):
     assert client.post(f"/reports/prediction/{iid}/", {"format": "zip"}).status_code == 400
     assert client.put(f"/reports/prediction/{iid}/").status_code == 405
     assert LedgerEntry.objects.count() == before
+
+
+def test_it_bundles_the_cosignature_our_witness_stored(demo, tmp_path, settings):
+    from compliance.witness import Witness
+
+    settings.TRACELEDGER_WITNESS_DIR = tmp_path / "witness"
+    export(tmp_path, demo["disputed_inference_id"], "--bundle", tmp_path / "a.json")  # a checkpoint covering it exists now
+    witness = Witness()
+    cosigned = witness.cosign_latest()
+    export(tmp_path, demo["disputed_inference_id"], "--bundle", tmp_path / "b.json", "--keys", tmp_path)
+    raw = (tmp_path / "b.json").read_bytes()
+    bundle = json.loads(raw)
+    assert f"\n{cosigned.size}\n" in bundle["checkpoint"]["note"]
+    assert cosigned.line in bundle["checkpoint"]["note"]
+    check = {c.name: c for c in verify_bytes(raw).checks}["checkpoint"]
+    assert check.ok and f"cosigned by {witness.name}" in check.detail
