@@ -7,4 +7,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("", include("lineage.urls")),
+    path("", include("compliance.web_urls")),
 ]
+
