@@ -32,6 +32,8 @@ class CloseCaseForm(forms.Form):
 
 
 class NotificationRuleForm(forms.ModelForm):
+    webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https",
+                                 help_text="receives a signed POST for each matching alert")
     class Meta:
         model = NotificationRule
         fields = ["name", "kind_pattern", "min_severity", "emails", "webhook_url", "enabled"]
