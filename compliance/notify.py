@@ -66,10 +66,11 @@ def sign_webhook(body: bytes) -> dict[str, str]:
 
 def verify_webhook(body: bytes, headers, public_key: Ed25519PublicKey, key_id: str) -> bool:
     """For receivers: True when the body was signed by `public_key` (whose id is `key_id`)."""
-    if not hmac.compare_digest(str(headers.get(KEY_ID_HEADER, "")), key_id):
+    lower = {str(k).lower(): str(v) for k, v in dict(headers).items()}  # header names are case-insensitive
+    if not hmac.compare_digest(lower.get(KEY_ID_HEADER.lower(), ""), key_id):
         return False
     try:
-        public_key.verify(base64.b64decode(headers.get(SIGNATURE_HEADER, ""), validate=True), body)
+        public_key.verify(base64.b64decode(lower.get(SIGNATURE_HEADER.lower(), ""), validate=True), body)
     except (InvalidSignature, ValueError):
         return False
     return True
