@@ -63,8 +63,8 @@ def alert_list(request):
         "page": page, "severities": SEVERITY_CHOICES[1:],
         "kinds": Alert.objects.order_by("kind").values_list("kind", flat=True).distinct(),
         "filters": {k: request.GET.get(k, "") for k in ("severity", "kind", "acknowledged")},
-        "trend": charts.alerts_trend_figure(stats.alerts_per_day(30, now), now=now).to_plotly_json(),
-        "refused": charts.refused_loads_figure(stats.refused_loads_per_day(30, now), now=now).to_plotly_json(),
+        "trend": charts.alerts_trend_spec(stats.alerts_per_day(30, now), now=now),
+        "refused": charts.refused_loads_spec(stats.refused_loads_per_day(30, now), now=now),
         "ack_form": AcknowledgeForm(),
     }
     return render(request, "compliance/alert_list.html", context)

@@ -207,7 +207,7 @@ def deployment_service(request, service):
         return render(request, "404.html", {"message": f"No deployment was ever made to service “{service}”."},
                       status=404)
     loads = _page(request, EngineLoad.objects.filter(service=service).select_related("deployment"), ("id",))
-    figure = charts.deployment_timeline_figure(deployments, timezone.now()).to_plotly_json()
+    figure = charts.deployment_timeline_spec(deployments, timezone.now())
     return render(request, "lineage/deployment_service.html",
                   {"service": service, "deployments": deployments, "loads": loads, "figure": figure})
 

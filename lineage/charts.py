@@ -1,4 +1,8 @@
-"""Dashboard charts: pure functions from aggregated rows to plotly figures."""
+"""Dashboard charts: pure functions from aggregated rows to plotly figure
+specifications (plain dicts, served to plotly.js as JSON).  `figure(spec)` wraps one
+in a plotly Figure, which validates every property: the tests do that for each chart,
+while pages send the specification as is — validating on every request costs more
+than the queries behind the chart."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -12,16 +16,29 @@ SERIES = ["#0b3d91", "#1f77b4", "#6f42c1", "#0e7490", "#9a6700", "#b35900", "#57
 STATUS_COLOURS = {"queued": "#8c959f", "building": "#0969da", "verifying": "#0969da", "signing": "#0969da",
                   "succeeded": OK, "failed": BAD, "cancelled": "#57606a"}
 SEVERITY_COLOURS = {"info": "#0969da", "warning": WARN, "critical": BAD}
+VERDICT_COLOURS = [BAD, WARN, "#b35900", "#6f42c1"]
 
 
-def _layout(fig: go.Figure, height: int = 260, **extra) -> go.Figure:
-    fig.update_layout(**({
+def figure(spec: dict) -> go.Figure:
+    return go.Figure(spec)
+
+
+def _layout(height: int = 260, peak: int | None = None, **extra) -> dict:
+    layout = {
         "height": height, "margin": {"l": 44, "r": 12, "t": 8, "b": 36}, "plot_bgcolor": "#ffffff",
         "paper_bgcolor": "#ffffff", "font": {"family": "DejaVu Sans, Segoe UI, sans-serif", "size": 12, "color": INK},
-        "legend": {"orientation": "h", "y": -0.22, "x": 0}, "hovermode": "x unified"} | extra))
-    fig.update_xaxes(gridcolor=GRID, linecolor=GRID, zeroline=False)
-    fig.update_yaxes(gridcolor=GRID, linecolor=GRID, zeroline=False, rangemode="tozero")
-    return fig
+        "legend": {"orientation": "h", "y": -0.22, "x": 0}, "hovermode": "x unified",
+        "xaxis": {"gridcolor": GRID, "linecolor": GRID, "zeroline": False},
+        "yaxis": {"gridcolor": GRID, "linecolor": GRID, "zeroline": False, "rangemode": "tozero"},
+    }
+    if peak is not None and peak <= 8:  # counts are whole: no 0.2-steps on a small axis
+        layout["yaxis"] |= {"dtick": 1, "range": [0, max(peak, 1) * 1.15]}
+    for key, value in extra.items():
+        if key in ("xaxis", "yaxis"):
+            layout[key] = layout[key] | value
+        else:
+            layout[key] = value
+    return layout
 
 
 def _days(end: datetime, days: int) -> list[datetime]:
@@ -29,78 +46,93 @@ def _days(end: datetime, days: int) -> list[datetime]:
     return [last - timedelta(days=days - 1 - i) for i in range(days)]
 
 
-def predictions_per_hour_figure(rows: list[tuple[datetime, str, int]]) -> go.Figure:
+def _per_day(rows, days: int, now: datetime | None):
+    axis = _days(now or datetime.now(timezone.utc), days)
+    by_series: dict[str, dict] = defaultdict(dict)
+    totals: dict = defaultdict(int)
+    for day, series, n in rows:
+        by_series[series][day.date()] = n
+        totals[day.date()] += n
+    return axis, by_series, max(totals.values(), default=0)
+
+
+def predictions_per_hour_spec(rows: list[tuple[datetime, str, int]]) -> dict:
     by_service: dict[str, dict[datetime, int]] = defaultdict(dict)
     for hour, service, n in rows:
         by_service[service][hour] = n
-    fig = go.Figure()
+    data = []
     for i, (service, points) in enumerate(sorted(by_service.items())):
         hours = sorted(points)
-        fig.add_trace(go.Bar(x=hours, y=[points[h] for h in hours], name=service,
-                             marker_color=SERIES[i % len(SERIES)]))
-    return _layout(fig, barmode="stack", yaxis_title="predictions / hour")
+        data.append({"type": "bar", "x": [h.isoformat() for h in hours], "y": [points[h] for h in hours],
+                     "name": service, "marker": {"color": SERIES[i % len(SERIES)]}})
+    return {"data": data, "layout": _layout(barmode="stack", yaxis={"title": {"text": "predictions / hour"}})}
 
 
-def refused_loads_figure(rows: list[tuple[datetime, str, int]], *, days: int = 30,
-                         now: datetime | None = None) -> go.Figure:
+def refused_loads_spec(rows: list[tuple[datetime, str, int]], *, days: int = 30, now: datetime | None = None) -> dict:
     """Refused engine loads per day, stacked by verdict, with every day on the axis
     (a day with none is a zero, which is the point of the chart)."""
-    axis = _days(now or datetime.now(timezone.utc), days)
-    by_verdict: dict[str, dict] = defaultdict(dict)
-    for day, verdict, n in rows:
-        by_verdict[verdict][day.date()] = n
-    fig = go.Figure()
-    for i, (verdict, points) in enumerate(sorted(by_verdict.items())):
-        fig.add_trace(go.Bar(x=[d.date().isoformat() for d in axis], y=[points.get(d.date(), 0) for d in axis],
-                             name=verdict.replace("_", " "), marker_color=[BAD, WARN, "#b35900", "#6f42c1"][i % 4]))
-    return _layout(fig, barmode="stack", yaxis_title="refused loads / day")
+    axis, by_verdict, peak = _per_day(rows, days, now)
+    data = [{"type": "bar", "x": [d.date().isoformat() for d in axis], "y": [points.get(d.date(), 0) for d in axis],
+             "name": verdict.replace("_", " "), "marker": {"color": VERDICT_COLOURS[i % len(VERDICT_COLOURS)]}}
+            for i, (verdict, points) in enumerate(sorted(by_verdict.items()))]
+    return {"data": data, "layout": _layout(peak=peak, barmode="stack", yaxis={"title": {"text": "refused loads / day"}})}
 
 
-def builds_by_status_figure(counts: dict[str, int]) -> go.Figure:
+def builds_by_status_spec(counts: dict[str, int]) -> dict:
     statuses = [s for s in STATUS_COLOURS if counts.get(s)]
-    fig = go.Figure(go.Bar(x=statuses, y=[counts[s] for s in statuses],
-                           marker_color=[STATUS_COLOURS[s] for s in statuses], text=[counts[s] for s in statuses],
-                           textposition="outside", cliponaxis=False))
-    return _layout(fig, hovermode="closest", yaxis_title="builds", showlegend=False)
+    data = [{"type": "bar", "x": statuses, "y": [counts[s] for s in statuses], "width": 0.5,
+             "marker": {"color": [STATUS_COLOURS[s] for s in statuses]}, "text": [counts[s] for s in statuses],
+             "textposition": "outside", "cliponaxis": False}] if statuses else []
+    return {"data": data, "layout": _layout(peak=max(counts.values(), default=0), hovermode="closest",
+                                            showlegend=False, yaxis={"title": {"text": "builds"}})}
 
 
-def alerts_trend_figure(rows: list[tuple[datetime, str, int]], *, days: int = 30,
-                        now: datetime | None = None) -> go.Figure:
-    axis = _days(now or datetime.now(timezone.utc), days)
-    by_severity: dict[str, dict] = defaultdict(dict)
-    for day, severity, n in rows:
-        by_severity[severity][day.date()] = n
-    fig = go.Figure()
-    for severity in ("critical", "warning", "info"):
-        if severity in by_severity:
-            points = by_severity[severity]
-            fig.add_trace(go.Bar(x=[d.date().isoformat() for d in axis], y=[points.get(d.date(), 0) for d in axis],
-                                 name=severity, marker_color=SEVERITY_COLOURS[severity]))
-    return _layout(fig, barmode="stack", yaxis_title="alerts / day")
+def alerts_trend_spec(rows: list[tuple[datetime, str, int]], *, days: int = 30, now: datetime | None = None) -> dict:
+    axis, by_severity, peak = _per_day(rows, days, now)
+    data = [{"type": "bar", "x": [d.date().isoformat() for d in axis],
+             "y": [by_severity[s].get(d.date(), 0) for d in axis], "name": s,
+             "marker": {"color": SEVERITY_COLOURS[s]}} for s in ("critical", "warning", "info") if s in by_severity]
+    return {"data": data, "layout": _layout(peak=peak, barmode="stack", yaxis={"title": {"text": "alerts / day"}})}
 
 
-def deployment_timeline_figure(deployments: list, now: datetime) -> go.Figure:
+def deployment_timeline_spec(deployments: list, now: datetime) -> dict:
     """One bar per deployment from creation to retirement (or now): which engine was
     live when, per service and environment."""
-    fig = go.Figure()
     engines = sorted({d.engine_id for d in deployments})
     colour = {e: SERIES[i % len(SERIES)] for i, e in enumerate(engines)}
-    shown = set()
+    data, shown = [], set()
     for d in sorted(deployments, key=lambda d: d.created_at):
         end = d.retired_at or now
-        lane = f"{d.service} / {d.environment}"
-        fig.add_trace(go.Bar(
-            base=[d.created_at.isoformat()], x=[max((end - d.created_at).total_seconds() * 1000, 60_000)], y=[lane],
-            orientation="h", name=f"engine {d.engine_id} ({d.engine.precision})", legendgroup=str(d.engine_id),
-            showlegend=d.engine_id not in shown, marker_color=colour[d.engine_id],
-            hovertext=(f"deployment {d.id}: engine {d.engine_id} {d.engine_sha256[:12]}…<br>"
-                       f"{d.created_at:%Y-%m-%d %H:%M} → {'now (live)' if d.retired_at is None else f'{end:%Y-%m-%d %H:%M}'}"
-                       f"<br>by {d.created_by}"),
-            hoverinfo="text",
-        ))
+        until = "now (live)" if d.retired_at is None else f"{end:%Y-%m-%d %H:%M}"
+        data.append({
+            "type": "bar", "orientation": "h", "base": [d.created_at.isoformat()],
+            "x": [max((end - d.created_at).total_seconds() * 1000, 60_000)], "y": [f"{d.service} / {d.environment}"],
+            "name": f"engine {d.engine_id} ({d.engine.precision})", "legendgroup": str(d.engine_id),
+            "showlegend": d.engine_id not in shown, "marker": {"color": colour[d.engine_id]}, "hoverinfo": "text",
+            "hovertext": (f"deployment {d.id}: engine {d.engine_id} {d.engine_sha256[:12]}…<br>"
+                          f"{d.created_at:%Y-%m-%d %H:%M} → {until}<br>by {d.created_by}"),
+        })
         shown.add(d.engine_id)
     lanes = len({(d.service, d.environment) for d in deployments}) or 1
-    fig = _layout(fig, height=120 + 46 * lanes, hovermode="closest", barmode="overlay")
-    fig.update_xaxes(type="date")
-    fig.update_yaxes(rangemode="normal", autorange="reversed")
-    return fig
+    return {"data": data, "layout": _layout(height=120 + 46 * lanes, hovermode="closest", barmode="overlay",
+                                            xaxis={"type": "date"}, yaxis={"rangemode": "normal", "autorange": "reversed"})}
+
+
+def predictions_per_hour_figure(rows) -> go.Figure:
+    return figure(predictions_per_hour_spec(rows))
+
+
+def refused_loads_figure(rows, **kwargs) -> go.Figure:
+    return figure(refused_loads_spec(rows, **kwargs))
+
+
+def builds_by_status_figure(counts) -> go.Figure:
+    return figure(builds_by_status_spec(counts))
+
+
+def alerts_trend_figure(rows, **kwargs) -> go.Figure:
+    return figure(alerts_trend_spec(rows, **kwargs))
+
+
+def deployment_timeline_figure(deployments, now) -> go.Figure:
+    return figure(deployment_timeline_spec(deployments, now))

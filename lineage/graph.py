@@ -25,44 +25,43 @@ class Node:
     symbol: str = "circle"
 
 
-def graph_figure(nodes: list[Node], edges: list[tuple[str, str]], *, height: int = 280,
-                 legend: dict[str, str] | None = None) -> go.Figure:
+def graph_spec(nodes: list[Node], edges: list[tuple[str, str]], *, height: int = 280,
+               legend: dict[str, str] | None = None) -> dict:
+    """The figure as a plain plotly specification (see lineage.charts for why)."""
     at = {n.id: n for n in nodes}
-    fig = go.Figure()
+    drawn = [(at[a], at[b]) for a, b in edges if a in at and b in at]
     xs, ys = [], []
-    for a, b in edges:
-        if a in at and b in at:
-            xs += [at[a].x, at[b].x, None]
-            ys += [at[a].y, at[b].y, None]
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": EDGE, "width": 2}, hoverinfo="skip",
-                             showlegend=False))
-    for a, b in edges:
-        if a in at and b in at:  # an arrowhead three quarters along each edge shows the direction
-            fig.add_annotation(x=at[a].x + 0.72 * (at[b].x - at[a].x), y=at[a].y + 0.72 * (at[b].y - at[a].y),
-                               ax=at[a].x + 0.6 * (at[b].x - at[a].x), ay=at[a].y + 0.6 * (at[b].y - at[a].y),
-                               xref="x", yref="y", axref="x", ayref="y", showarrow=True, arrowhead=2,
-                               arrowsize=1.2, arrowwidth=1.5, arrowcolor=EDGE, text="")
-    fig.add_trace(go.Scatter(
-        x=[n.x for n in nodes], y=[n.y for n in nodes], mode="markers+text", customdata=[n.id for n in nodes],
-        marker={"size": [n.size for n in nodes], "color": [n.colour for n in nodes], "symbol": [n.symbol for n in nodes],
-                "line": {"width": 2, "color": "#ffffff"}},
-        text=[n.label for n in nodes], textposition="bottom center", textfont={"size": 11},
-        hovertext=[n.hover for n in nodes], hoverinfo="text", showlegend=False,
-    ))
-    for name, colour in (legend or {}).items():
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker={"size": 12, "color": colour},
-                                 name=name, showlegend=True))
+    for a, b in drawn:
+        xs += [a.x, b.x, None]
+        ys += [a.y, b.y, None]
+    data = [
+        {"type": "scatter", "x": xs, "y": ys, "mode": "lines", "line": {"color": EDGE, "width": 2},
+         "hoverinfo": "skip", "showlegend": False},
+        {"type": "scatter", "x": [n.x for n in nodes], "y": [n.y for n in nodes], "mode": "markers+text",
+         "customdata": [n.id for n in nodes],
+         "marker": {"size": [n.size for n in nodes], "color": [n.colour for n in nodes],
+                    "symbol": [n.symbol for n in nodes], "line": {"width": 2, "color": "#ffffff"}},
+         "text": [n.label for n in nodes], "textposition": "bottom center", "textfont": {"size": 11},
+         "hovertext": [n.hover for n in nodes], "hoverinfo": "text", "showlegend": False},
+    ]
+    data += [{"type": "scatter", "x": [None], "y": [None], "mode": "markers", "marker": {"size": 12, "color": colour},
+              "name": name, "showlegend": True} for name, colour in (legend or {}).items()]
+    # an arrowhead part-way along each edge shows its direction
+    arrows = [{"x": a.x + 0.72 * (b.x - a.x), "y": a.y + 0.72 * (b.y - a.y), "ax": a.x + 0.6 * (b.x - a.x),
+               "ay": a.y + 0.6 * (b.y - a.y), "xref": "x", "yref": "y", "axref": "x", "ayref": "y",
+               "showarrow": True, "arrowhead": 2, "arrowsize": 1.2, "arrowwidth": 1.5, "arrowcolor": EDGE, "text": ""}
+              for a, b in drawn]
     x_values = [n.x for n in nodes] or [0]
     y_values = [n.y for n in nodes] or [0]
-    fig.update_layout(
-        height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10}, plot_bgcolor="#ffffff", paper_bgcolor="#ffffff",
-        font={"family": "DejaVu Sans, Segoe UI, sans-serif", "size": 12, "color": "#1f2328"},
-        xaxis={"visible": False, "range": [min(x_values) - 0.6, max(x_values) + 0.6], "fixedrange": True},
-        yaxis={"visible": False, "range": [min(y_values) - 0.9, max(y_values) + 0.5], "fixedrange": True},
-        legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"}, hoverlabel={"align": "left"},
-        dragmode=False,
-    )
-    return fig
+    layout = {
+        "height": height, "margin": {"l": 10, "r": 10, "t": 10, "b": 10}, "plot_bgcolor": "#ffffff",
+        "paper_bgcolor": "#ffffff", "font": {"family": "DejaVu Sans, Segoe UI, sans-serif", "size": 12, "color": "#1f2328"},
+        "xaxis": {"visible": False, "range": [min(x_values) - 0.6, max(x_values) + 0.6], "fixedrange": True},
+        "yaxis": {"visible": False, "range": [min(y_values) - 0.55, max(y_values) + 0.45], "fixedrange": True},
+        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"}, "hoverlabel": {"align": "left"},
+        "dragmode": False, "annotations": arrows,
+    }
+    return {"data": data, "layout": layout}
 
 
 # Where each link of a trace sits: the chain runs left to right from the ONNX model to
@@ -75,17 +74,17 @@ TRACE_EDGES = [("training_data", "model"), ("model", "build"), ("commit", "build
                ("build", "engine"), ("engine", "deployment"), ("deployment", "prediction")]
 
 
-def trace_figure(result: Trace) -> go.Figure:
+def trace_spec(result: Trace) -> dict:
     nodes = []
     for link in result.links:
         x, y = TRACE_LAYOUT.get(link.kind, (len(nodes), 1))
         nodes.append(Node(link.kind, f"{link.kind.replace('_', ' ')}<br>{'✓' if link.ok else '✗'} {link.verdict}",
                           x, y, COLOURS[link.ok], f"<b>{link.label}</b><br>{link.verdict}: {link.detail}",
                           size=38 if link.kind == "prediction" else 30))
-    return graph_figure(nodes, TRACE_EDGES, height=300, legend={"verified": OK, "failed": BAD})
+    return graph_spec(nodes, TRACE_EDGES, height=280, legend={"verified": OK, "failed": BAD})
 
 
-def lineage_figure(model, builds: list, deployments: list, counts: dict[int, int]) -> go.Figure:
+def lineage_spec(model, builds: list, deployments: list, counts: dict[int, int]) -> dict:
     """model → builds → engines → deployments, nodes sized by predictions served."""
     nodes = [Node("model", f"{model.name}", 0, 0, "#0b3d91",
                   f"<b>ONNX {model.name}</b><br>sha256 {model.sha256[:16]}…<br>{model.repo} @ {model.commit[:12]}",
@@ -119,6 +118,14 @@ def lineage_figure(model, builds: list, deployments: list, counts: dict[int, int
                               f"{'live' if d.retired_at is None else 'retired'}; {served:,} predictions",
                               size=min(24 + int(served ** 0.25), 48)))
             edges.append((f"e{engine_id}", f"d{d.id}"))
-    return graph_figure(nodes, edges, height=max(260, 90 * spread),
+    return graph_spec(nodes, edges, height=max(260, 90 * spread),
                         legend={"succeeded / verified": OK, "failed": BAD, "live deployment": "#0969da",
                                 "retired": MUTED})
+
+
+def trace_figure(result: Trace) -> go.Figure:
+    return go.Figure(trace_spec(result))
+
+
+def lineage_figure(model, builds: list, deployments: list, counts: dict[int, int]) -> go.Figure:
+    return go.Figure(lineage_spec(model, builds, deployments, counts))

@@ -18,7 +18,7 @@ from compliance.paging import CursorError, keyset_page, parse_limit
 from compliance.roles import READ_ROLES, actor_name, role_required
 
 from . import charts, stats
-from .graph import lineage_figure, trace_figure
+from .graph import lineage_spec, trace_spec
 from .models import Deployment, ModelSource, Prediction
 from .trace import trace
 
@@ -33,9 +33,9 @@ def home(request):
         "counts": counts,
         "health": stats.ledger_health(),
         "figures": {
-            "predictions": charts.predictions_per_hour_figure(stats.predictions_per_hour(24, now)).to_plotly_json(),
-            "refused": charts.refused_loads_figure(stats.refused_loads_per_day(30, now), now=now).to_plotly_json(),
-            "builds": charts.builds_by_status_figure(counts["builds_by_status"]).to_plotly_json(),
+            "predictions": charts.predictions_per_hour_spec(stats.predictions_per_hour(24, now)),
+            "refused": charts.refused_loads_spec(stats.refused_loads_per_day(30, now), now=now),
+            "builds": charts.builds_by_status_spec(counts["builds_by_status"]),
         },
         "deployments": Deployment.objects.filter(retired_at=None).select_related("engine").order_by("service")[:20],
         "alerts": Alert.objects.filter(acknowledged_at=None)[:6],
@@ -121,7 +121,7 @@ def trace_detail(request, inference_id):
     ledger.append("trace.viewed", {"inference_id": str(iid), "ok": result.ok},
                   subject=f"prediction:{iid}", actor=actor_name(request.user))
     context = {
-        "trace": result, "prediction": result.prediction, "figure": trace_figure(result).to_plotly_json(),
+        "trace": result, "prediction": result.prediction, "figure": trace_spec(result),
         "proof": inclusion_status(result.prediction.ledger_index),
         "cases": Case.objects.filter(prediction=result.prediction),
         "case_kinds": Case.KINDS,
@@ -152,5 +152,5 @@ def explorer_model(request, pk):
     engines = [b.engine for b in builds if b.status == "succeeded" and hasattr(b, "engine")]
     context = {"model": model, "builds": builds, "engines": engines, "deployments": deployments,
                "counts": counts, "total_predictions": sum(counts.values()),
-               "figure": lineage_figure(model, builds, deployments, counts).to_plotly_json()}
+               "figure": lineage_spec(model, builds, deployments, counts)}
     return render(request, "lineage/explorer_model.html", context)
