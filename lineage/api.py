@@ -64,6 +64,7 @@ class ModelList(APIView):
 
 class ModelDetail(APIView):
     def get(self, request, ref):
+        """One registered model, by id or sha256."""
         try:
             return Response(actions.get_model(ref).to_dict())
         except actions.ActionError as exc:

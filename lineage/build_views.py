@@ -174,9 +174,19 @@ def engine_list(request):
 
 
 def layer_info(engine: Engine) -> dict | None:
+    """What the backend recorded about the engine's structure (TensorRT: layer count
+    and the inspector's layers; ONNX Runtime: optimization and quantization), and
+    the engine's inputs and outputs as signed in its attestation."""
     meta = engine.metadata or {}
     info = {k: meta[k] for k in ("num_layers", "layers", "io", "optimization_level", "quantization",
                                  "hardware_compatibility_level") if k in meta}
+    try:
+        statement = json.loads(base64.b64decode(json.loads(engine.manifest)["payload"]))
+        engine_io = statement["predicate"]["runDetails"].get("engine_io")
+    except (ValueError, KeyError, TypeError):
+        engine_io = None
+    if engine_io and "io" not in info:
+        info["io"] = engine_io
     return info or None
 
 

@@ -114,8 +114,9 @@ def deployment_timeline_spec(deployments: list, now: datetime) -> dict:
         })
         shown.add(d.engine_id)
     lanes = len({(d.service, d.environment) for d in deployments}) or 1
-    return {"data": data, "layout": _layout(height=120 + 46 * lanes, hovermode="closest", barmode="overlay",
-                                            xaxis={"type": "date"}, yaxis={"rangemode": "normal", "autorange": "reversed"})}
+    return {"data": data, "layout": _layout(height=110 + 46 * lanes, hovermode="closest", barmode="overlay",
+                                            xaxis={"type": "date"},
+                                            yaxis={"rangemode": "normal", "autorange": "reversed", "automargin": True})}
 
 
 def predictions_per_hour_figure(rows) -> go.Figure:

@@ -47,17 +47,6 @@ def test_it_takes_metrics_from_registered_collectors(client, alice):
     assert "traceledger_spool_depth 7" in text and "from the recorder" in text
 
 
-@pytest.fixture
-def eager():
-    """Run Celery tasks in this process: these tests have no worker."""
-    from compliance.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
-
-
 def test_it_verifies_the_ledger_and_records_the_result(client, alice, credit_onnx, eager):
     seed(credit_onnx, predictions=2)
     client.force_login(alice)
@@ -70,7 +59,8 @@ def test_it_verifies_the_ledger_and_records_the_result(client, alice, credit_onn
     assert "no checkpoint yet" in client.get("/").content.decode()
 
 
-def test_it_fails_verification_on_an_altered_entry_and_raises_an_alert(credit_onnx):
+@pytest.mark.django_db(transaction=True)  # lifting the triggers needs a schema editor outside a transaction
+def test_it_fails_verification_on_an_altered_entry_and_raises_an_alert(credit_onnx, eager):
     seed(credit_onnx, predictions=1)
     victim = LedgerEntry.objects.filter(kind="build.requested").get()
     altered = victim.body.replace('"precision":"fp32"', '"precision":"int8"')
