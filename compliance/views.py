@@ -23,8 +23,15 @@ from lineage.models import Prediction
 
 from . import cases, ledger, metrics
 from .alerts import AlertError, do_acknowledge_alert
-from .forms import (SEVERITY_CHOICES, AcknowledgeForm, CaseNoteForm, CloseCaseForm, DecideCaseForm,
-                    NotificationRuleForm, OpenCaseForm)
+from .forms import (
+    SEVERITY_CHOICES,
+    AcknowledgeForm,
+    CaseNoteForm,
+    CloseCaseForm,
+    DecideCaseForm,
+    NotificationRuleForm,
+    OpenCaseForm,
+)
 from .models import Alert, Case, LedgerEntry, NotificationDelivery, NotificationRule
 from .notify import KEY_PURPOSE, do_delete_rule, do_save_rule
 from .optional import checkpoints

@@ -12,9 +12,9 @@ from rest_framework.views import APIView
 
 from compliance import ledger
 from compliance.api import ApiError
-from compliance.paging import CursorError, keyset_page, parse_limit
 from compliance.ids import parse_inference_id
 from compliance.optional import inclusion_status
+from compliance.paging import CursorError, keyset_page, parse_limit
 from compliance.roles import ADMIN, ENGINEER, SERVICE, actor_name
 from inference import specs
 from inference.loader import EngineRefused

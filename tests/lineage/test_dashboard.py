@@ -2,7 +2,6 @@
 keyset pagination, charts, the OpenAPI schema."""
 from __future__ import annotations
 
-import io
 import json
 from datetime import datetime, timedelta, timezone
 
