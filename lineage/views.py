@@ -28,12 +28,13 @@ DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 @role_required(*READ_ROLES)
 def home(request):
     now = timezone.now()
-    counts = stats.overview_counts(now)
+    hourly = stats.predictions_per_hour(24, now)
+    counts = stats.overview_counts(now, hourly)
     context = {
         "counts": counts,
         "health": stats.ledger_health(),
         "figures": {
-            "predictions": charts.predictions_per_hour_spec(stats.predictions_per_hour(24, now)),
+            "predictions": charts.predictions_per_hour_spec(hourly),
             "refused": charts.refused_loads_spec(stats.refused_loads_per_day(30, now), now=now),
             "builds": charts.builds_by_status_spec(counts["builds_by_status"]),
         },

@@ -44,6 +44,15 @@ def _fresh_key_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_django_cache():
+    """Cached aggregates (the overview's closed hours) belong to one test's data."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 def make_user(username: str, role: str | None):
     from django.contrib.auth.models import Group, User
 
