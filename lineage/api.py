@@ -277,13 +277,14 @@ class Overview(APIView):
         """Counts, ledger health and the overview's series."""
         from . import stats
 
-        counts = stats.overview_counts()
+        hourly = stats.predictions_per_hour()
+        counts = stats.overview_counts(hourly=hourly)
         health = stats.ledger_health()
         checkpoint = health["checkpoint"]
         return Response({
             "counts": counts,
             "checkpoint": None if checkpoint is None else {"size": checkpoint["size"], "age_s": checkpoint["age_s"]},
             "last_verification": health["verification"],
-            "predictions_per_hour": [{"hour": h, "service": s, "count": n} for h, s, n in stats.predictions_per_hour()],
+            "predictions_per_hour": [{"hour": h, "service": s, "count": n} for h, s, n in hourly],
             "refused_loads_per_day": [{"day": d, "verdict": v, "count": n} for d, v, n in stats.refused_loads_per_day()],
         })

@@ -56,16 +56,22 @@ def _per_day(rows, days: int, now: datetime | None):
     return axis, by_series, max(totals.values(), default=0)
 
 
-def predictions_per_hour_spec(rows: list[tuple[datetime, str, int]]) -> dict:
+def predictions_per_hour_spec(rows: list[tuple[datetime, str, int]], *, hours: int = 24,
+                              now: datetime | None = None) -> dict:
+    """Stacked by service, with every hour of the window on the axis."""
+    current = (now or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0)
+    axis = [current - timedelta(hours=hours - 1 - i) for i in range(hours)]
     by_service: dict[str, dict[datetime, int]] = defaultdict(dict)
+    totals: dict[datetime, int] = defaultdict(int)
     for hour, service, n in rows:
         by_service[service][hour] = n
-    data = []
-    for i, (service, points) in enumerate(sorted(by_service.items())):
-        hours = sorted(points)
-        data.append({"type": "bar", "x": [h.isoformat() for h in hours], "y": [points[h] for h in hours],
-                     "name": service, "marker": {"color": SERIES[i % len(SERIES)]}})
-    return {"data": data, "layout": _layout(barmode="stack", yaxis={"title": {"text": "predictions / hour"}})}
+        totals[hour] += n
+    data = [{"type": "bar", "x": [h.isoformat() for h in axis], "y": [points.get(h, 0) for h in axis],
+             "name": service, "marker": {"color": SERIES[i % len(SERIES)]}}
+            for i, (service, points) in enumerate(sorted(by_service.items()))]
+    return {"data": data, "layout": _layout(peak=max(totals.values(), default=0), barmode="stack",
+                                            yaxis={"title": {"text": "predictions / hour"}},
+                                            xaxis={"type": "date", "tickformat": "%H:%M\n%b %d"})}
 
 
 def refused_loads_spec(rows: list[tuple[datetime, str, int]], *, days: int = 30, now: datetime | None = None) -> dict:
@@ -80,7 +86,7 @@ def refused_loads_spec(rows: list[tuple[datetime, str, int]], *, days: int = 30,
 
 def builds_by_status_spec(counts: dict[str, int]) -> dict:
     statuses = [s for s in STATUS_COLOURS if counts.get(s)]
-    data = [{"type": "bar", "x": statuses, "y": [counts[s] for s in statuses], "width": 0.5,
+    data = [{"type": "bar", "x": statuses, "y": [counts[s] for s in statuses], "width": 0.4,
              "marker": {"color": [STATUS_COLOURS[s] for s in statuses]}, "text": [counts[s] for s in statuses],
              "textposition": "outside", "cliponaxis": False}] if statuses else []
     return {"data": data, "layout": _layout(peak=max(counts.values(), default=0), hovermode="closest",
@@ -114,13 +120,15 @@ def deployment_timeline_spec(deployments: list, now: datetime) -> dict:
         })
         shown.add(d.engine_id)
     lanes = len({(d.service, d.environment) for d in deployments}) or 1
-    return {"data": data, "layout": _layout(height=110 + 46 * lanes, hovermode="closest", barmode="overlay",
+    return {"data": data, "layout": _layout(height=130 + 46 * lanes, hovermode="closest", barmode="overlay",
+                                            legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+                                            margin={"l": 44, "r": 12, "t": 30, "b": 36},
                                             xaxis={"type": "date"},
                                             yaxis={"rangemode": "normal", "autorange": "reversed", "automargin": True})}
 
 
-def predictions_per_hour_figure(rows) -> go.Figure:
-    return figure(predictions_per_hour_spec(rows))
+def predictions_per_hour_figure(rows, **kwargs) -> go.Figure:
+    return figure(predictions_per_hour_spec(rows, **kwargs))
 
 
 def refused_loads_figure(rows, **kwargs) -> go.Figure:

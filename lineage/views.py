@@ -34,7 +34,7 @@ def home(request):
         "counts": counts,
         "health": stats.ledger_health(),
         "figures": {
-            "predictions": charts.predictions_per_hour_spec(hourly),
+            "predictions": charts.predictions_per_hour_spec(hourly, now=now),
             "refused": charts.refused_loads_spec(stats.refused_loads_per_day(30, now), now=now),
             "builds": charts.builds_by_status_spec(counts["builds_by_status"]),
         },

@@ -44,8 +44,9 @@ def test_it_builds_valid_plotly_figures():
     spec = fig.to_dict()
     assert {t["name"] for t in spec["data"]} == {"digest mismatch", "unsigned"}
     assert len(spec["data"][0]["x"]) == 30 and spec["layout"]["yaxis"]["dtick"] == 1
-    pph = charts.predictions_per_hour_figure([(now, "credit", 40), (now, "fraud", 2)]).to_dict()
+    pph = charts.predictions_per_hour_figure([(now, "credit", 40), (now, "fraud", 2)], now=now).to_dict()
     assert [t["name"] for t in pph["data"]] == ["credit", "fraud"] and pph["layout"]["barmode"] == "stack"
+    assert len(pph["data"][0]["x"]) == 24 and pph["data"][0]["y"][-1] == 40 and sum(pph["data"][1]["y"]) == 2
     builds = charts.builds_by_status_figure({"succeeded": 3, "failed": 1}).to_dict()
     assert list(builds["data"][0]["x"]) == ["succeeded", "failed"]
     assert charts.alerts_trend_figure([(day, "critical", 1)], now=now).to_dict()["data"][0]["name"] == "critical"
