@@ -20,6 +20,7 @@ import io
 import json
 import os
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -237,6 +238,7 @@ def run(quick: bool = False) -> dict:
         _use_database(original)
         if not keep:
             _admin(f'DROP DATABASE IF EXISTS "{bench_db}"')
+            shutil.rmtree(home, ignore_errors=True)
         for key, value in saved.items():
             setattr(settings, key, value)
     result = {"predictions": count, "seed_s": round(seed_s, 1), "baseline_predictions": 30}
