@@ -1,9 +1,12 @@
-"""Raising alerts: an Alert row and an `alert.raised` ledger entry, together."""
+"""Raising alerts: an Alert row and an `alert.raised` ledger entry, together; the
+notifications (e-mail, signed webhook) go out after commit from a Celery task on the
+default queue, so delivery never slows or blocks the code that raised the alert."""
 from __future__ import annotations
 
 import logging
 
 from django.db import transaction
+from django.utils import timezone
 
 from . import ledger
 from .models import Alert
@@ -25,5 +28,31 @@ def raise_alert(kind: str, message: str, *, severity: str = "warning", subject: 
         )
         Alert.objects.filter(pk=alert.pk).update(ledger_index=entry.index)
         alert.ledger_index = entry.index
+        from .notify import queue_notifications
+
+        queue_notifications(alert)
     log.warning("alert %s [%s] %s", kind, severity, message)
+    return alert
+
+
+class AlertError(ValueError):
+    pass
+
+
+def do_acknowledge_alert(alert: Alert, *, note: str, acting_user: str) -> Alert:
+    """Acknowledge once, with a note saying what was done about it."""
+    note = (note or "").strip()
+    if not note:
+        raise AlertError("a note is required: say what was checked or done")
+    if len(note) > 2000:
+        raise AlertError("the note is longer than 2000 characters")
+    with transaction.atomic():
+        now = timezone.now()
+        updated = Alert.objects.filter(pk=alert.pk, acknowledged_at=None).update(
+            acknowledged_at=now, acknowledged_by=acting_user, acknowledgement_note=note)
+        if not updated:
+            raise AlertError(f"alert {alert.pk} is already acknowledged")
+        ledger.append("alert.acknowledged", {"alert_id": alert.pk, "kind": alert.kind, "note": note},
+                      subject=alert.subject or f"alert:{alert.pk}", actor=acting_user)
+    alert.refresh_from_db()
     return alert

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from django.conf import settings
 from django.db import transaction
 
-PURPOSES = ("build", "ledger", "witness")
+PURPOSES = ("build", "ledger", "witness", "webhook")
 _lock = threading.Lock()
 _cache: dict[tuple, "Signer"] = {}
 

@@ -51,6 +51,8 @@ KINDS = {
     "case.noted",
     "case.decided",
     "case.closed",
+    "ledger.verified",
+    "notification_rule.changed",
 }
 
 

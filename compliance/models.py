@@ -53,6 +53,9 @@ class LedgerEntry(AppendOnlyModel):
     class Meta:
         ordering = ["index"]
         verbose_name_plural = "ledger entries"
+        # the dashboard's entries browser pages by index within a kind or a subject
+        indexes = [models.Index(fields=["kind", "index"], name="ledger_kind_index"),
+                   models.Index(fields=["subject", "index"], name="ledger_subject_index")]
 
     def __str__(self) -> str:
         return f"#{self.index} {self.kind} {self.subject}"
@@ -62,7 +65,7 @@ class SigningKey(models.Model):
     """A registered public key. The private half lives only in a 0600 file under
     TRACELEDGER_KEYS_DIR; it is never stored here."""
 
-    PURPOSES = [("build", "build"), ("ledger", "ledger"), ("witness", "witness")]
+    PURPOSES = [("build", "build"), ("ledger", "ledger"), ("witness", "witness"), ("webhook", "webhook")]
 
     key_id = models.CharField(max_length=64, unique=True)
     purpose = models.CharField(max_length=16, choices=PURPOSES)
@@ -136,6 +139,8 @@ class Alert(models.Model):
             "created_at": self.created_at.isoformat(),
             "ledger_index": self.ledger_index,
             "acknowledged_at": self.acknowledged_at.isoformat() if self.acknowledged_at else None,
+            "acknowledged_by": self.acknowledged_by or None,
+            "acknowledgement_note": self.acknowledgement_note or None,
         }
 
 
@@ -243,3 +248,131 @@ class VerificationRun(models.Model):
                 "checkpoint_size": self.checkpoint_size,
                 "started_at": self.started_at.isoformat(),
                 "finished_at": self.finished_at.isoformat() if self.finished_at else None}
+
+
+class Case(models.Model):
+    """An investigation opened from one prediction: a data subject's GDPR Art. 22
+    contest or an internal review.  Every step (open, note, decide, close) goes
+    through compliance.cases and is a ledger entry; the row holds the current state."""
+
+    GDPR_ART22, INTERNAL_REVIEW = "gdpr_art22", "internal_review"
+    KINDS = [(GDPR_ART22, "GDPR Art. 22 contest"), (INTERNAL_REVIEW, "Internal review")]
+    OPEN, UNDER_REVIEW, DECIDED, CLOSED = "open", "under_review", "decided", "closed"
+    STATUSES = [(OPEN, "open"), (UNDER_REVIEW, "under review"), (DECIDED, "decided"), (CLOSED, "closed")]
+    UPHELD, OVERTURNED = "upheld", "overturned"
+    OUTCOMES = [(UPHELD, "automated decision upheld"), (OVERTURNED, "automated decision overturned")]
+
+    prediction = models.ForeignKey("lineage.Prediction", on_delete=models.PROTECT, related_name="cases")
+    kind = models.CharField(max_length=32, choices=KINDS)
+    status = models.CharField(max_length=16, choices=STATUSES, default=OPEN, db_index=True)
+    summary = models.CharField(max_length=500)
+    opened_by = models.CharField(max_length=150)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    outcome = models.CharField(max_length=16, choices=OUTCOMES, blank=True)
+    decision_reason = models.TextField(blank=True)
+    decided_by = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.CharField(max_length=150, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # Evidence under legal hold must not be erased (salts kept, exports retained).
+    legal_hold = models.BooleanField(default=False)
+    ledger_index = models.BigIntegerField(null=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"case {self.id} ({self.get_kind_display()}, {self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (self.OPEN, self.UNDER_REVIEW)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "inference_id": str(self.prediction_id),
+            "kind": self.kind,
+            "status": self.status,
+            "summary": self.summary,
+            "opened_by": self.opened_by,
+            "opened_at": self.opened_at.isoformat(),
+            "outcome": self.outcome or None,
+            "decision_reason": self.decision_reason or None,
+            "decided_by": self.decided_by or None,
+            "decided_at": self.decided_at.isoformat() if self.decided_at else None,
+            "closed_by": self.closed_by or None,
+            "closed_at": self.closed_at.isoformat() if self.closed_at else None,
+            "legal_hold": self.legal_hold,
+            "ledger_index": self.ledger_index,
+        }
+
+
+class CaseNote(models.Model):
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="notes")
+    author = models.CharField(max_length=150)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    ledger_index = models.BigIntegerField(null=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "author": self.author, "text": self.text,
+                "created_at": self.created_at.isoformat(), "ledger_index": self.ledger_index}
+
+
+class NotificationRule(models.Model):
+    """Who hears about which alerts: alert kinds matching `kind_pattern` (shell-style,
+    e.g. `engine.*`) at or above `min_severity` go to the e-mail addresses and to the
+    webhook (a POST of canonical JSON signed with the `webhook` Ed25519 key)."""
+
+    SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
+
+    name = models.CharField(max_length=100)
+    kind_pattern = models.CharField(max_length=64, default="*")
+    min_severity = models.CharField(max_length=16, choices=Alert.SEVERITIES, default="info")
+    emails = models.TextField(blank=True, help_text="one address per line")
+    webhook_url = models.URLField(max_length=500, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind_pattern})"
+
+    @property
+    def email_list(self) -> list[str]:
+        return [line.strip() for line in self.emails.splitlines() if line.strip()]
+
+    def matches(self, alert: "Alert") -> bool:
+        from fnmatch import fnmatchcase
+
+        return (self.enabled and fnmatchcase(alert.kind, self.kind_pattern)
+                and self.SEVERITY_ORDER.get(alert.severity, 0) >= self.SEVERITY_ORDER.get(self.min_severity, 0))
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "kind_pattern": self.kind_pattern,
+                "min_severity": self.min_severity, "emails": self.email_list, "webhook_url": self.webhook_url,
+                "enabled": self.enabled, "created_by": self.created_by, "created_at": self.created_at.isoformat()}
+
+
+class NotificationDelivery(models.Model):
+    """One attempt to deliver one alert through one channel of one rule."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    rule = models.ForeignKey(NotificationRule, on_delete=models.SET_NULL, null=True, related_name="deliveries")
+    channel = models.CharField(max_length=16, choices=[("email", "email"), ("webhook", "webhook")])
+    target = models.CharField(max_length=500)
+    ok = models.BooleanField()
+    detail = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["alert", "rule", "channel", "target"],
+                                               name="one_delivery_per_alert_rule_target")]

@@ -1,5 +1,7 @@
 """Roles: auditor (read-only), engineer (register, build, deploy), admin (everything,
-keys and users), service (machine identities that ingest provenance).
+keys and users), service (machine identities that ingest provenance), and reviewer:
+a capability added to a person who also has a read role, allowing them to decide
+cases (the human review GDPR Art. 22 requires).
 
 Roles are Django groups; a superuser is an admin.  Views use `role_required`, API
 views use `RolePermission` with a `write_roles` attribute (reads need any role).
@@ -14,9 +16,14 @@ from django.core.exceptions import PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 AUDITOR, ENGINEER, ADMIN, SERVICE = "auditor", "engineer", "admin", "service"
-ROLES = (AUDITOR, ENGINEER, ADMIN, SERVICE)
+REVIEWER = "reviewer"
+ROLES = (AUDITOR, ENGINEER, ADMIN, SERVICE, REVIEWER)
 READ_ROLES = (AUDITOR, ENGINEER, ADMIN)
 WRITE_ROLES = (ENGINEER, ADMIN)
+# Investigating is not changing the audited records: auditors may open cases and add
+# notes; deciding a case needs a reviewer or an admin.
+CASE_ROLES = (AUDITOR, ENGINEER, ADMIN)
+DECIDE_ROLES = (REVIEWER, ADMIN)
 
 
 def ensure_groups() -> None:

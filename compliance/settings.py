@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "compliance.apps.ComplianceConfig",
     "lineage.apps.LineageConfig",
     "inference.apps.InferenceConfig",
@@ -83,6 +85,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "compliance.context.dashboard",
             ],
         },
     },
@@ -136,7 +139,33 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["compliance.roles.RolePermission"],
     "EXCEPTION_HANDLER": "compliance.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "compliance.schema.TraceLedgerSchema",
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "TraceLedger API",
+    "DESCRIPTION": "Provenance of ML inference: models, engine builds, signed engines, deployments, "
+                   "traces, alerts, cases and the ledger. Errors are {\"error\": one line}.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["compliance.roles.RolePermission"],
+    # Swagger UI and ReDoc from the drf-spectacular-sidecar package: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# /metrics: Prometheus scrapers send `Authorization: Bearer <token>`; people with a read
+# role may open it logged in. Empty token: logged-in access only.
+TRACELEDGER_METRICS_TOKEN = os.environ.get("TRACELEDGER_METRICS_TOKEN", "")
+# Extra metric collectors (dotted paths to functions returning compliance.metrics.Metric
+# lists); a path whose module does not exist is skipped.
+TRACELEDGER_METRICS_COLLECTORS = [p for p in os.environ.get("TRACELEDGER_METRICS_COLLECTORS", "").split(",") if p]
+
+# Alert e-mail. The console backend prints mail in development; production sets SMTP.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", "25")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "traceledger@localhost")
 
 # Celery: a Redis broker and real workers when REDIS_URL is set; otherwise tasks run
 # in-process (the embedded default needs no services).

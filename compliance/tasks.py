@@ -1,5 +1,6 @@
-"""Periodic ledger work, run by Celery beat (or by compliance.scheduler on the
-embedded default): signed checkpoints and verification with an alert on failure."""
+"""Celery tasks of the compliance app, on the `default` queue: periodic ledger work run
+by Celery beat (or by compliance.scheduler on the embedded default) — signed
+checkpoints and verification with an alert on failure — and alert notifications."""
 from __future__ import annotations
 
 from celery import shared_task
@@ -17,3 +18,17 @@ def verify_ledger(since_last: bool = True) -> bool:
     from .verify import verify_ledger as verify
 
     return verify(since_last=since_last, alert=True).ok
+
+
+@shared_task(name="compliance.tasks.send_alert_notifications", acks_late=True, ignore_result=True)
+def send_alert_notifications(alert_id: int) -> None:
+    from .notify import deliver
+
+    deliver(alert_id)
+
+
+@shared_task(name="compliance.tasks.verify_ledger_now", acks_late=True, ignore_result=True)
+def verify_ledger_now(actor: str) -> None:
+    from .verification import run_verification
+
+    run_verification(actor=actor)

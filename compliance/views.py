@@ -1,155 +1,287 @@
-"""Dashboard pages of the compliance app: exporting regulator reports and evidence
-bundles for a prediction, a case or a service over a time window."""
+"""Dashboard pages of the compliance app: alerts, the ledger, cases, notification rules
+(admin), /metrics and the API docs page.
+
+Roles: every page needs a read role (auditor, engineer, admin).  Acknowledging an
+alert needs engineer or admin.  "Verify now" is open to every read role because it
+only reads (its result is recorded).  Cases: see compliance.cases for who may open,
+note, decide and close.  Notification rules are admin-only.
+"""
 from __future__ import annotations
 
-import base64
-from datetime import timedelta
+import hmac
+import json
 
-from django import forms
+from django.conf import settings
+from django.contrib import messages
 from django.http import Http404, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
-from lineage.models import Deployment, Prediction
+from lineage import charts, stats
+from lineage.models import Prediction
 
-from . import notes
-from .evidence import ExportError, Scope, case_model
-from .exports import do_export_report, load_npz
-from .ids import parse_inference_id
-from .models import Checkpoint, SigningKey
-from .roles import READ_ROLES, actor_name, role_required
-
-FORMATS = [("pdf", "PDF report"), ("bundle", "Evidence bundle (JSON)")]
-
-
-class ExportForm(forms.Form):
-    format = forms.ChoiceField(choices=FORMATS, initial="pdf", widget=forms.RadioSelect)
-    disclosed_input = forms.FileField(
-        required=False, label="Disclosed input (.npz, optional)",
-        help_text="The data subject's own input. It is checked against the prediction's commitment and put, "
-                  "with its salt, into the bundle.")
-
-    def clean(self):
-        data = super().clean()
-        if data.get("disclosed_input") and data.get("format") != "bundle":
-            raise forms.ValidationError("a disclosed input goes into the evidence bundle: choose the bundle")
-        return data
+from . import cases, ledger, metrics
+from .alerts import AlertError, do_acknowledge_alert
+from .forms import (
+    SEVERITY_CHOICES,
+    AcknowledgeForm,
+    CaseNoteForm,
+    CloseCaseForm,
+    DecideCaseForm,
+    NotificationRuleForm,
+    OpenCaseForm,
+)
+from .models import Alert, Case, LedgerEntry, NotificationDelivery, NotificationRule
+from .notify import KEY_PURPOSE, do_delete_rule, do_save_rule
+from .optional import checkpoints
+from .paging import CursorError, keyset_page, parse_limit
+from .roles import ADMIN, CASE_ROLES, DECIDE_ROLES, READ_ROLES, WRITE_ROLES, actor_name, has_role, role_required
+from .verification import last_verification
 
 
-class ServiceExportForm(forms.Form):
-    format = forms.ChoiceField(choices=FORMATS, initial="pdf", widget=forms.RadioSelect)
-    service = forms.ChoiceField(choices=[])
-    since = forms.DateTimeField(help_text="UTC", widget=forms.DateTimeInput(
-        attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
-    until = forms.DateTimeField(help_text="UTC, exclusive", widget=forms.DateTimeInput(
-        attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        services = Deployment.objects.order_by("service").values_list("service", flat=True).distinct()
-        self.fields["service"].choices = [(s, s) for s in services]
-        now = timezone.now().replace(second=0, microsecond=0)
-        self.fields["since"].initial = now - timedelta(days=1)
-        self.fields["until"].initial = now + timedelta(minutes=1)
-
-    def clean(self):
-        data = super().clean()
-        if data.get("since") and data.get("until") and data["since"] >= data["until"]:
-            raise forms.ValidationError("the window must start before it ends")
-        return data
-
-
-def _keys_to_pin() -> dict:
-    """The public keys a regulator pins: the ledger key of the latest checkpoint (as a
-    C2SP vkey) and the unrevoked build keys (raw base64)."""
-    checkpoint = Checkpoint.objects.order_by("-id").first()
-    ledger = SigningKey.objects.filter(key_id=checkpoint.key_id).first() if checkpoint else None
-    vkey = ""
-    if ledger is not None:
-        origin = notes.parse_checkpoint(notes.parse_note(checkpoint.note)[0]).origin
-        vkey = notes.format_vkey(origin, base64.b64decode(ledger.public_key))
-    return {"ledger": vkey, "build": SigningKey.objects.filter(purpose="build", revoked_at=None)}
-
-
-def _download(export, fmt: str, stem: str) -> HttpResponse:
-    if fmt == "pdf":
-        response = HttpResponse(export.files["pdf"], content_type="application/pdf")
-        name = f"traceledger-report-{stem}.pdf"
-    else:
-        response = HttpResponse(export.files["bundle"], content_type="application/json")
-        name = f"traceledger-evidence-{stem}.json"
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    response["X-TraceLedger-Ledger-Entry"] = str(export.ledger_index)
-    return response
-
-
-def _export_page(request, scope: Scope, stem: str, context: dict):
-    form = ExportForm(request.POST or None, request.FILES or None)
-    error = ""
-    if request.method == "POST":
-        if form.is_valid():
-            fmt = form.cleaned_data["format"]
-            try:
-                upload = form.cleaned_data.get("disclosed_input")
-                disclose = load_npz(upload) if upload else None
-                export = do_export_report(scope, acting_user=actor_name(request.user), pdf=fmt == "pdf",
-                                          bundle=fmt == "bundle", disclose=disclose,
-                                          bundle_name=f"traceledger-evidence-{stem}.json")
-            except (ExportError, ValueError) as exc:
-                error = str(exc).splitlines()[0]
-            else:
-                return _download(export, fmt, stem)
-        else:
-            error = "; ".join(e for errors in form.errors.values() for e in errors)
-    context |= {"form": form, "error": error, "scope": scope, "keys": _keys_to_pin()}
-    return render(request, "reports/export.html", context, status=400 if error else 200)
-
-
-@require_http_methods(["GET", "POST"])
-@role_required(*READ_ROLES)
-def report_export(request, inference_id):
+def _page(request, query, keys):
     try:
-        iid = parse_inference_id(inference_id)
-    except ValueError:
-        raise Http404("malformed inference id")
-    prediction = Prediction.objects.select_related("deployment__engine").filter(inference_id=iid).first()
+        return keyset_page(query, keys, cursor=request.GET.get("cursor"), limit=parse_limit(request.GET.get("limit")))
+    except CursorError as exc:
+        messages.error(request, str(exc))
+        return keyset_page(query, keys, limit=parse_limit(None))
+
+
+def filter_alerts(params, query=None):
+    query = query if query is not None else Alert.objects.all()
+    if params.get("severity"):
+        query = query.filter(severity=params["severity"])
+    if params.get("kind"):
+        query = query.filter(kind=params["kind"])
+    acknowledged = params.get("acknowledged", "")
+    if acknowledged in ("yes", "true", "1"):
+        query = query.exclude(acknowledged_at=None)
+    elif acknowledged in ("no", "false", "0"):
+        query = query.filter(acknowledged_at=None)
+    return query
+
+
+@role_required(*READ_ROLES)
+def alert_list(request):
+    page = _page(request, filter_alerts(request.GET), ("id",))
+    now = timezone.now()
+    context = {
+        "page": page, "severities": SEVERITY_CHOICES[1:],
+        "kinds": Alert.objects.order_by("kind").values_list("kind", flat=True).distinct(),
+        "filters": {k: request.GET.get(k, "") for k in ("severity", "kind", "acknowledged")},
+        "trend": charts.alerts_trend_spec(stats.alerts_per_day(30, now), now=now),
+        "refused": charts.refused_loads_spec(stats.refused_loads_per_day(30, now), now=now),
+        "ack_form": AcknowledgeForm(),
+    }
+    return render(request, "compliance/alert_list.html", context)
+
+
+@role_required(*WRITE_ROLES)
+@require_POST
+def alert_acknowledge(request, pk):
+    alert = get_object_or_404(Alert, pk=pk)
+    form = AcknowledgeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Alert {pk}: a note is required to acknowledge it.")
+    else:
+        try:
+            do_acknowledge_alert(alert, note=form.cleaned_data["note"], acting_user=actor_name(request.user))
+            messages.success(request, f"Alert {pk} acknowledged.")
+        except AlertError as exc:
+            messages.error(request, str(exc))
+    return redirect(request.POST.get("next") or "alert-list")
+
+
+@role_required(*READ_ROLES)
+def ledger_list(request):
+    query = LedgerEntry.objects.all()
+    if request.GET.get("kind"):
+        query = query.filter(kind=request.GET["kind"])
+    if request.GET.get("subject"):
+        query = query.filter(subject=request.GET["subject"].strip())
+    page = _page(request, query.defer("body"), ("index",))
+    context = {"page": page, "kinds": sorted(ledger.KINDS), "size": ledger.size(),
+               "filters": {k: request.GET.get(k, "") for k in ("kind", "subject")},
+               "checkpoints": checkpoints(), "verification": last_verification()}
+    return render(request, "compliance/ledger_list.html", context)
+
+
+@role_required(*READ_ROLES)
+def ledger_entry(request, index):
+    entry = get_object_or_404(LedgerEntry, index=index)
+    body = json.loads(entry.body)
+    return render(request, "compliance/ledger_entry.html",
+                  {"entry": entry, "body": json.dumps(body, indent=2, sort_keys=True), "actor": body.get("actor"),
+                   "problem": ledger.check_entry(entry)})
+
+
+@role_required(*READ_ROLES)
+@require_POST
+def ledger_verify(request):
+    """Open to auditors: verification only reads the ledger (and records its result)."""
+    from .celery import app
+    from .tasks import verify_ledger_now
+
+    verify_ledger_now.apply_async(args=[actor_name(request.user)], queue="default")
+    result = last_verification()
+    if app.conf.task_always_eager and result:
+        (messages.success if result["ok"] else messages.error)(request, f"Ledger verification: {result['detail']}")
+    else:
+        messages.info(request, "Verification started; its result appears here when it finishes.")
+    return redirect("ledger-list")
+
+
+@role_required(*READ_ROLES)
+def case_list(request):
+    query = Case.objects.select_related("prediction__deployment")
+    if request.GET.get("status"):
+        query = query.filter(status=request.GET["status"])
+    if request.GET.get("kind"):
+        query = query.filter(kind=request.GET["kind"])
+    page = _page(request, query, ("id",))
+    return render(request, "compliance/case_list.html",
+                  {"page": page, "statuses": Case.STATUSES, "kinds": Case.KINDS,
+                   "filters": {k: request.GET.get(k, "") for k in ("status", "kind")}})
+
+
+@role_required(*READ_ROLES)
+def case_detail(request, pk):
+    case = get_object_or_404(Case.objects.select_related("prediction__deployment"), pk=pk)
+    entries = LedgerEntry.objects.filter(subject=f"case:{case.id}").order_by("index")
+    return render(request, "compliance/case_detail.html", {
+        "case": case, "notes": case.notes.all(), "entries": entries,
+        "note_form": CaseNoteForm(), "decide_form": DecideCaseForm(), "close_form": CloseCaseForm(),
+        "may_note": has_role(request.user, *CASE_ROLES), "may_decide": has_role(request.user, *DECIDE_ROLES),
+    })
+
+
+@role_required(*CASE_ROLES)
+@require_POST
+def case_open(request):
+    """Auditors, engineers and admins may open a case: it records an investigation and
+    changes none of the audited records."""
+    form = OpenCaseForm(request.POST)
+    if not form.is_valid():
+        iid = request.POST.get("inference_id", "")
+        messages.error(request, "To open a case, choose its kind and give a summary.")
+        return redirect("trace", inference_id=iid) if iid else redirect("case-list")
+    prediction = Prediction.objects.filter(inference_id=form.cleaned_data["inference_id"]).first()
     if prediction is None:
         raise Http404("no such prediction")
-    return _export_page(request, Scope.for_prediction(iid), str(iid), {"prediction": prediction})
-
-
-@require_http_methods(["GET", "POST"])
-@role_required(*READ_ROLES)
-def report_export_case(request, case_id: int):
-    if case_model() is None:
-        raise Http404("cases are not available on this installation")
     try:
-        scope = Scope.for_case(case_id)
-    except ExportError as exc:
-        raise Http404(str(exc))
-    prediction = Prediction.objects.select_related("deployment__engine").get(inference_id=scope.inference_id)
-    return _export_page(request, scope, f"case-{case_id}", {"prediction": prediction, "case": scope.case})
+        case = cases.do_open_case(prediction, kind=form.cleaned_data["kind"], summary=form.cleaned_data["summary"],
+                                  legal_hold=form.cleaned_data["legal_hold"], acting_user=actor_name(request.user))
+    except cases.CaseError as exc:
+        messages.error(request, str(exc))
+        return redirect("trace", inference_id=str(prediction.inference_id))
+    messages.success(request, f"Case {case.id} opened.")
+    return redirect("case-detail", pk=case.id)
 
 
+def _case_step(request, pk, form_class, step):
+    case = get_object_or_404(Case, pk=pk)
+    form = form_class(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    else:
+        try:
+            step(case, form.cleaned_data, actor_name(request.user))
+        except cases.CaseError as exc:
+            messages.error(request, str(exc))
+    return redirect("case-detail", pk=pk)
+
+
+@role_required(*CASE_ROLES)
+@require_POST
+def case_note(request, pk):
+    """Auditors, engineers and admins may add notes to a case that is not closed."""
+    return _case_step(request, pk, CaseNoteForm,
+                      lambda case, d, actor: cases.do_add_case_note(case, text=d["text"], acting_user=actor))
+
+
+@role_required(*DECIDE_ROLES)
+@require_POST
+def case_decide(request, pk):
+    """Only a reviewer or an admin decides: the human review the data subject is owed."""
+    return _case_step(request, pk, DecideCaseForm,
+                      lambda case, d, actor: cases.do_decide_case(case, outcome=d["outcome"], reason=d["reason"],
+                                                                  acting_user=actor))
+
+
+@role_required(*DECIDE_ROLES)
+@require_POST
+def case_close(request, pk):
+    """Closing a decided case: reviewer or admin."""
+    return _case_step(request, pk, CloseCaseForm,
+                      lambda case, d, actor: cases.do_close_case(case, note=d["note"], acting_user=actor))
+
+
+@role_required(ADMIN)
+def rule_list(request):
+    from . import keys
+
+    try:
+        signer = keys.get_signer(KEY_PURPOSE)
+        key = {"key_id": signer.key_id, "public_key": signer.public_b64}
+    except keys.KeyFileError as exc:
+        key = {"error": str(exc)}
+    return render(request, "compliance/rule_list.html", {
+        "rules": NotificationRule.objects.all(), "key": key,
+        "deliveries": NotificationDelivery.objects.select_related("alert", "rule")[:20],
+    })
+
+
+@role_required(ADMIN)
 @require_http_methods(["GET", "POST"])
+def rule_edit(request, pk=None):
+    rule = get_object_or_404(NotificationRule, pk=pk) if pk else NotificationRule()
+    form = NotificationRuleForm(request.POST or None, instance=rule)
+    if request.method == "POST" and form.is_valid():
+        do_save_rule(form.save(commit=False), acting_user=actor_name(request.user))
+        messages.success(request, f"Notification rule “{form.instance.name}” saved.")
+        return redirect("rule-list")
+    return render(request, "compliance/rule_edit.html", {"form": form, "rule": rule},
+                  status=400 if form.errors else 200)
+
+
+@role_required(ADMIN)
+@require_POST
+def rule_delete(request, pk):
+    rule = get_object_or_404(NotificationRule, pk=pk)
+    do_delete_rule(rule, acting_user=actor_name(request.user))
+    messages.success(request, f"Notification rule “{rule.name}” deleted.")
+    return redirect("rule-list")
+
+
+def metrics_view(request):
+    """Prometheus text format. A scraper sends `Authorization: Bearer <token>`
+    (TRACELEDGER_METRICS_TOKEN); a signed-in person needs a read role."""
+    token = settings.TRACELEDGER_METRICS_TOKEN
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        if not token or not hmac.compare_digest(header[7:].strip().encode(), token.encode()):
+            return HttpResponse("invalid metrics token\n", status=401, content_type="text/plain")
+    elif not request.user.is_authenticated:
+        response = HttpResponse("authentication required\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    elif not has_role(request.user, *READ_ROLES):
+        return HttpResponse("your role does not allow this\n", status=403, content_type="text/plain")
+    return HttpResponse(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
 @role_required(*READ_ROLES)
-def report_export_service(request):
-    form = ServiceExportForm(request.POST or None)
-    error = ""
-    if request.method == "POST":
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                scope = Scope.for_service(data["service"], data["since"], data["until"])
-                export = do_export_report(scope, acting_user=actor_name(request.user), pdf=data["format"] == "pdf",
-                                          bundle=data["format"] == "bundle")
-            except (ExportError, ValueError) as exc:
-                error = str(exc).splitlines()[0]
-            else:
-                stem = f"{data['service']}-{data['since']:%Y%m%dT%H%M}-{data['until']:%Y%m%dT%H%M}"
-                return _download(export, data["format"], stem)
-        else:
-            error = "; ".join(e for errors in form.errors.values() for e in errors)
-    return render(request, "reports/export.html", {"form": form, "error": error, "service_form": True,
-                                                   "keys": _keys_to_pin()}, status=400 if error else 200)
+def api_docs(request):
+    """The API's endpoints, listed from the OpenAPI schema itself."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    endpoints = []
+    for path, operations in schema.get("paths", {}).items():
+        for method, op in operations.items():
+            endpoints.append({"method": method.upper(), "path": path, "summary": op.get("summary") or
+                              (op.get("description") or "").split("\n")[0], "tag": (op.get("tags") or ["api"])[0],
+                              "parameters": [p["name"] for p in op.get("parameters", []) if p.get("in") == "query"]})
+    endpoints.sort(key=lambda e: (e["tag"], e["path"], e["method"]))
+    return render(request, "api_docs.html", {"endpoints": endpoints, "info": schema.get("info", {})})

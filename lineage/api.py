@@ -2,39 +2,49 @@
 Errors are {"error": one line}; writes need the engineer or admin role."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from compliance import ledger
 from compliance.api import ApiError
 from compliance.ids import parse_inference_id
+from compliance.optional import inclusion_status
+from compliance.paging import CursorError, keyset_page, parse_limit
 from compliance.roles import ADMIN, ENGINEER, SERVICE, actor_name
 from inference import specs
 from inference.loader import EngineRefused
 from inference.runtime import AuditedService
 
 from . import actions
-from .models import Build, Deployment, Engine, ModelSource
+from .models import Build, Deployment, Engine, EngineLoad, ModelSource, Prediction
 from .trace import trace
 
 
-def _page(query, request, default: int = 50):
+def _page(query, request, keys: tuple[str, ...] = ("id",), to_dict=lambda row: row.to_dict()) -> dict:
+    """One keyset page: {"results": [...], "next_cursor": str | null}."""
     try:
-        limit = min(max(int(request.query_params.get("limit", default)), 1), 500)
-    except ValueError:
-        raise ApiError("limit must be an integer") from None
-    return query[:limit]
+        page = keyset_page(query, keys, cursor=request.query_params.get("cursor"),
+                           limit=parse_limit(request.query_params.get("limit")))
+    except CursorError as exc:
+        raise ApiError(str(exc)) from None
+    return {"results": [to_dict(row) for row in page.items], "next_cursor": page.next_cursor}
 
 
 class ModelList(APIView):
     parser_classes = [MultiPartParser, FormParser]
+    query_params = {"cursor": "next_cursor of the previous page", "limit": "page size (1-500, default 50)"}
 
     def get(self, request):
-        return Response({"results": [m.to_dict() for m in _page(ModelSource.objects.all(), request)]})
+        """List registered ONNX models, newest first."""
+        return Response(_page(ModelSource.objects.all(), request))
 
     def post(self, request):
+        """Register an ONNX model (multipart: file, repo, commit, name)."""
         upload = request.FILES.get("file")
         if upload is None:
             raise ApiError("file is required (multipart field 'file' with the ONNX model)")
@@ -54,6 +64,7 @@ class ModelList(APIView):
 
 class ModelDetail(APIView):
     def get(self, request, ref):
+        """One registered model, by id or sha256."""
         try:
             return Response(actions.get_model(ref).to_dict())
         except actions.ActionError as exc:
@@ -62,14 +73,18 @@ class ModelDetail(APIView):
 
 class BuildList(APIView):
     parser_classes = [JSONParser]
+    query_params = {"status": "build status", "backend": "onnxruntime or tensorrt", "precision": "fp32, fp16, bf16, int8",
+                    "submitter": "who requested it", "model": "model id", "cursor": "next_cursor of the previous page",
+                    "limit": "page size (1-500)"}
 
     def get(self, request):
-        query = Build.objects.select_related("engine").all()
-        if request.query_params.get("status"):
-            query = query.filter(status=request.query_params["status"])
-        return Response({"results": [b.to_dict() for b in _page(query, request)]})
+        """List builds, newest first, filtered."""
+        from .build_views import filter_builds
+
+        return Response(_page(filter_builds(request.query_params, Build.objects.select_related("engine")), request))
 
     def post(self, request):
+        """Request a build: {"model", "backend", "precision", "shapes": ["NAME=MIN:OPT:MAX"], "commit"}."""
         data = request.data if isinstance(request.data, dict) else {}
         try:
             model = actions.get_model(data.get("model", ""))
@@ -88,31 +103,81 @@ class BuildList(APIView):
 
 class BuildDetail(APIView):
     def get(self, request, pk):
+        """One build: the full record, its stages, log and decoded attestation."""
+        from .build_views import build_status_dict, decode_attestation
+
         build = Build.objects.filter(pk=pk).first()
         if build is None:
             raise ApiError(f"no build {pk}", 404)
-        return Response(build.to_dict() | {"log": build.log})
+        engine = build.engine if build.status == Build.SUCCEEDED and hasattr(build, "engine") else None
+        attestation = decode_attestation(engine) if engine else None
+        if attestation and attestation["statement"]:
+            attestation["statement"] = json.loads(attestation["statement"])
+        return Response(build.to_dict() | {"log": build.log, "options": build.options,
+                                           "stages": build_status_dict(build)["stages"], "attestation": attestation})
+
+
+class EngineList(APIView):
+    query_params = {"cursor": "next_cursor of the previous page", "limit": "page size (1-500)"}
+
+    def get(self, request):
+        """List engines, newest first."""
+        return Response(_page(Engine.objects.all(), request))
 
 
 class EngineDetail(APIView):
     def get(self, request, ref):
+        """One engine (id or sha256) with its manifest and a live signature check."""
+        from .build_views import decode_attestation, layer_info
+
         try:
             engine = actions.get_engine(ref)
         except actions.ActionError as exc:
             raise ApiError(str(exc), 404) from None
-        return Response(engine.to_dict() | {"manifest": engine.manifest})
+        check = decode_attestation(engine)
+        return Response(engine.to_dict() | {"manifest": engine.manifest, "metadata": engine.metadata,
+                                            "layers": layer_info(engine),
+                                            "verification": {"verdict": check["verdict"], "detail": check["detail"]}})
+
+
+class EngineLoadList(APIView):
+    query_params = {"engine": "engine id", "service": "service name", "verdict": "verified or a refusal verdict",
+                    "refused": "true: refusals only", "cursor": "next_cursor of the previous page",
+                    "limit": "page size (1-500)"}
+
+    def get(self, request):
+        """Every engine load attempt with its verdict, newest first."""
+        params = request.query_params
+        query = EngineLoad.objects.all()
+        if params.get("engine"):
+            if not params["engine"].isdigit():
+                raise ApiError("engine must be an engine id")
+            query = query.filter(deployment__engine_id=int(params["engine"]))
+        if params.get("service"):
+            query = query.filter(service=params["service"])
+        if params.get("verdict"):
+            query = query.filter(verdict=params["verdict"])
+        if params.get("refused") in ("true", "1"):
+            query = query.exclude(verdict=EngineLoad.VERIFIED)
+        return Response(_page(query, request, to_dict=EngineLoad.to_dict))
 
 
 class DeploymentList(APIView):
     parser_classes = [JSONParser]
+    query_params = {"service": "service name", "live": "true: live deployments only",
+                    "cursor": "next_cursor of the previous page", "limit": "page size (1-500)"}
 
     def get(self, request):
+        """Deployments, newest first: per service, which engine was live when."""
         query = Deployment.objects.all()
         if request.query_params.get("service"):
             query = query.filter(service=request.query_params["service"])
-        return Response({"results": [d.to_dict() for d in _page(query, request)]})
+        if request.query_params.get("live") in ("true", "1"):
+            query = query.filter(retired_at=None)
+        return Response(_page(query, request))
 
     def post(self, request):
+        """Deploy an engine: {"engine": id or sha256, "service", "environment"}."""
         data = request.data if isinstance(request.data, dict) else {}
         try:
             deployment = actions.do_deploy(actions.get_engine(data.get("engine", "")), service=str(data.get("service", "")),
@@ -153,6 +218,7 @@ class Predict(APIView):
 
 class TraceDetail(APIView):
     def get(self, request, inference_id):
+        """The chain of one prediction with a verdict per link (recorded as viewed)."""
         try:
             iid = parse_inference_id(inference_id)
         except ValueError as exc:
@@ -160,4 +226,65 @@ class TraceDetail(APIView):
         result = trace(iid)
         if result.prediction is None:
             raise ApiError(result.links[0].detail, 404)
-        return Response(result.to_dict())
+        ledger.append("trace.viewed", {"inference_id": str(iid), "ok": result.ok, "via": "api"},
+                      subject=f"prediction:{iid}", actor=actor_name(request.user))
+        return Response(result.to_dict() | {"inclusion": inclusion_status(result.prediction.ledger_index)})
+
+
+def prediction_dict(p: Prediction) -> dict:
+    return p.ledger_payload() | {"service": p.deployment.service, "ledger_index": p.ledger_index}
+
+
+class TraceSearch(APIView):
+    query_params = {"input_digest": "64-hex input commitment", "service": "service name",
+                    "since": "window start (ISO 8601)", "until": "window end (ISO 8601)",
+                    "cursor": "next_cursor of the previous page", "limit": "page size (1-500)"}
+
+    def get(self, request):
+        """Find predictions by input digest or by service and time window, newest first."""
+        from .views import search_predictions
+
+        params = request.query_params
+        try:
+            mode, query, _ = search_predictions({"digest": params.get("input_digest", ""), "service": params.get("service", ""),
+                                                 "since": params.get("since", ""), "until": params.get("until", "")})
+        except ValueError as exc:
+            raise ApiError(str(exc)) from None
+        if not mode:
+            raise ApiError("give input_digest, or service with since/until")
+        return Response(_page(query.select_related("deployment"), request, ("timestamp", "inference_id"),
+                              to_dict=prediction_dict))
+
+
+class LineageDetail(APIView):
+    def get(self, request, pk):
+        """A model source with its builds, engines, deployments and prediction counts."""
+        from .stats import prediction_counts
+
+        model = ModelSource.objects.filter(pk=pk).first()
+        if model is None:
+            raise ApiError(f"no model {pk}", 404)
+        builds = list(model.builds.select_related("engine").order_by("-id"))
+        deployments = list(Deployment.objects.filter(engine__build__model=model).order_by("-id"))
+        counts = prediction_counts([d.id for d in deployments])
+        return Response({"model": model.to_dict(), "builds": [b.to_dict() for b in builds],
+                         "engines": [b.engine.to_dict() for b in builds if b.status == Build.SUCCEEDED and hasattr(b, "engine")],
+                         "deployments": [d.to_dict() | {"predictions": counts.get(d.id, 0)} for d in deployments]})
+
+
+class Overview(APIView):
+    def get(self, request):
+        """Counts, ledger health and the overview's series."""
+        from . import stats
+
+        hourly = stats.predictions_per_hour()
+        counts = stats.overview_counts(hourly=hourly)
+        health = stats.ledger_health()
+        checkpoint = health["checkpoint"]
+        return Response({
+            "counts": counts,
+            "checkpoint": None if checkpoint is None else {"size": checkpoint["size"], "age_s": checkpoint["age_s"]},
+            "last_verification": health["verification"],
+            "predictions_per_hour": [{"hour": h, "service": s, "count": n} for h, s, n in hourly],
+            "refused_loads_per_day": [{"day": d, "verdict": v, "count": n} for d, v, n in stats.refused_loads_per_day()],
+        })

@@ -223,6 +223,20 @@ class EngineLoad(models.Model):
     def ok(self) -> bool:
         return self.verdict == self.VERIFIED
 
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "deployment_id": self.deployment_id,
+            "service": self.service,
+            "verdict": self.verdict,
+            "detail": self.detail,
+            "expected_sha256": self.expected_sha256,
+            "actual_sha256": self.actual_sha256,
+            "host": self.host,
+            "created_at": self.created_at.isoformat(),
+            "ledger_index": self.ledger_index,
+        }
+
 
 class Prediction(models.Model):
     """One prediction's provenance. `input_digest` is a salted commitment; the salt is
@@ -239,7 +253,10 @@ class Prediction(models.Model):
 
     class Meta:
         ordering = ["-timestamp"]
-        indexes = [models.Index(fields=["deployment", "timestamp"])]
+        indexes = [models.Index(fields=["deployment", "timestamp"]),
+                   # the overview's per-hour counts read only these two columns: an
+                   # index-only scan over the time window, whatever the table's size
+                   models.Index(fields=["timestamp", "deployment"], name="prediction_time_deployment")]
 
     def ledger_payload(self) -> dict:
         return {

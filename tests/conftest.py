@@ -44,6 +44,15 @@ def _fresh_key_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_django_cache():
+    """Cached aggregates (the overview's closed hours) belong to one test's data."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 def make_user(username: str, role: str | None):
     from django.contrib.auth.models import Group, User
 
@@ -173,3 +182,14 @@ def register(onnx_bytes: bytes, name: str = "m", commit: str = "a" * 40, user: s
 
     return do_register_model(io.BytesIO(onnx_bytes), name=name, repo="https://git.example.com/r",
                              commit=commit, registered_by=user)[0]
+
+
+@pytest.fixture
+def eager():
+    """Run Celery tasks in this process, for tests that have no worker."""
+    from compliance.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous

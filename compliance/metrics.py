@@ -1,0 +1,147 @@
+"""The /metrics endpoint's series, in the Prometheus text exposition format 0.0.4.
+
+Collectors are plain functions returning Metric objects.  The built-in ones cover what
+exists; other parts add theirs with `register(fn)` (from their AppConfig.ready) or by
+naming them in the TRACELEDGER_METRICS_COLLECTORS setting (dotted paths; a path whose
+module is not installed yet is skipped).  A later collector's metric replaces an
+earlier one of the same name, so a precise source can take over a generic one.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Count
+
+from .optional import latest_checkpoint, optional_function
+
+
+@dataclass
+class Metric:
+    name: str
+    kind: str  # counter | gauge
+    help: str
+    samples: list[tuple[dict[str, str], float]] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
+        for labels, value in self.samples:
+            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+            lines.append(f"{self.name}{{{label_text}}} {_number(value)}" if label_text else
+                         f"{self.name} {_number(value)}")
+        return "\n".join(lines)
+
+
+Collector = Callable[[], Iterable[Metric]]
+_collectors: list[Collector] = []
+
+
+def register(collector: Collector) -> Collector:
+    if collector not in _collectors:
+        _collectors.append(collector)
+    return collector
+
+
+def _escape(value) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
+
+def _configured() -> list[Collector]:
+    found = []
+    for path in getattr(settings, "TRACELEDGER_METRICS_COLLECTORS", []):
+        module, _, name = path.rpartition(".")
+        function = optional_function(module, name)
+        if function is not None:
+            found.append(function)
+    return found
+
+
+def collect() -> list[Metric]:
+    by_name: dict[str, Metric] = {}
+    for collector in [*_collectors, *_configured()]:
+        for metric in collector():
+            by_name[metric.name] = metric
+    return list(by_name.values())
+
+
+def render() -> str:
+    return "\n".join(m.render() for m in collect()) + "\n"
+
+
+@register
+def lineage_metrics() -> list[Metric]:
+    from lineage.models import Build, EngineLoad
+
+    refused = Metric("traceledger_engine_load_refusals_total", "counter",
+                     "Engine loads refused by the verified loader, by verdict.")
+    loads = dict(EngineLoad.objects.values_list("verdict").annotate(n=Count("id")).values_list("verdict", "n"))
+    for verdict, _ in EngineLoad.VERDICTS:
+        if verdict != EngineLoad.VERIFIED:
+            refused.samples.append(({"verdict": verdict}, loads.get(verdict, 0)))
+    verified = Metric("traceledger_engine_loads_verified_total", "counter", "Engine loads that verified.",
+                      [({}, loads.get(EngineLoad.VERIFIED, 0))])
+    statuses = dict(Build.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    builds = Metric("traceledger_builds", "gauge", "Engine builds by status.",
+                    [({"status": s}, statuses.get(s, 0)) for s, _ in Build.STATUSES])
+    return [refused, verified, builds]
+
+
+@register
+def compliance_metrics() -> list[Metric]:
+    from . import ledger
+    from .models import Alert
+    from .verification import last_verification
+
+    open_alerts = dict(Alert.objects.filter(acknowledged_at=None).values_list("severity")
+                       .annotate(n=Count("id")).values_list("severity", "n"))
+    metrics = [
+        Metric("traceledger_alerts_open", "gauge", "Alerts not yet acknowledged, by severity.",
+               [({"severity": s}, open_alerts.get(s, 0)) for s, _ in Alert.SEVERITIES]),
+        Metric("traceledger_ledger_entries", "gauge", "Entries in the ledger.", [({}, ledger.size())]),
+    ]
+    checkpoint = latest_checkpoint()
+    if checkpoint is not None and checkpoint["age_s"] is not None:
+        metrics.append(Metric("traceledger_checkpoint_age_seconds", "gauge",
+                              "Seconds since the latest signed checkpoint.", [({}, checkpoint["age_s"])]))
+    verification = last_verification()
+    if verification is not None:
+        metrics.append(Metric("traceledger_ledger_verification_ok", "gauge",
+                              "1 when the last ledger verification passed.", [({}, bool(verification["ok"]))]))
+        metrics.append(Metric("traceledger_ledger_verification_timestamp_seconds", "gauge",
+                              "When the ledger was last verified.", [({}, verification["time"].timestamp())]))
+    return metrics
+
+
+@register
+def spool_metrics() -> list[Metric]:
+    """Provenance records waiting on local disk for the database: how many, and how
+    long the oldest has waited (the ingest lag)."""
+    spool = Path(settings.TRACELEDGER_SPOOL_DIR)
+    depth, oldest = 0, None
+    if spool.is_dir():
+        for root, _, files in os.walk(spool):
+            for name in files:
+                if name.startswith("."):
+                    continue  # files being written
+                depth += 1
+                try:
+                    mtime = os.stat(os.path.join(root, name)).st_mtime
+                except FileNotFoundError:
+                    continue  # ingested meanwhile
+                oldest = mtime if oldest is None else min(oldest, mtime)
+    lag = max(0.0, time.time() - oldest) if oldest is not None else 0.0
+    return [Metric("traceledger_spool_depth", "gauge", "Provenance spool files not yet ingested.", [({}, depth)]),
+            Metric("traceledger_ingest_lag_seconds", "gauge", "Age of the oldest record waiting in the spool.",
+                   [({}, lag)])]

@@ -1,0 +1,262 @@
+"""REST API of the compliance app: alerts, the ledger, cases, notification rules and
+public keys.  Same rules as the pages: reads need a read role; acknowledging needs
+engineer or admin; "verify now" any read role; cases as in compliance.cases;
+notification rules admin only."""
+from __future__ import annotations
+
+import json
+
+from django.db import transaction
+from rest_framework import status
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lineage.models import Prediction
+
+from . import cases, ledger
+from .alerts import AlertError, do_acknowledge_alert
+from .api import ApiError
+from .forms import NotificationRuleForm
+from .models import Alert, Case, LedgerEntry, NotificationRule, SigningKey
+from .notify import do_delete_rule, do_save_rule
+from .optional import checkpoints
+from .paging import CursorError, keyset_page, parse_limit
+from .roles import ADMIN, CASE_ROLES, DECIDE_ROLES, READ_ROLES, actor_name
+from .verification import last_verification, run_verification
+
+PAGING = {"cursor": "next_cursor of the previous page", "limit": "page size (1-500, default 50)"}
+
+
+def _page(query, request, keys=("id",), to_dict=lambda row: row.to_dict()) -> dict:
+    try:
+        page = keyset_page(query, keys, cursor=request.query_params.get("cursor"),
+                           limit=parse_limit(request.query_params.get("limit")))
+    except CursorError as exc:
+        raise ApiError(str(exc)) from None
+    return {"results": [to_dict(row) for row in page.items], "next_cursor": page.next_cursor}
+
+
+def _body(request) -> dict:
+    return request.data if isinstance(request.data, dict) else {}
+
+
+def _get(model, pk, what: str):
+    row = model.objects.filter(pk=pk).first()
+    if row is None:
+        raise ApiError(f"no {what} {pk}", 404)
+    return row
+
+
+class AlertList(APIView):
+    query_params = {"severity": "info, warning or critical", "kind": "alert kind",
+                    "acknowledged": "yes or no"} | PAGING
+
+    def get(self, request):
+        """Alerts, newest first, filtered."""
+        from .views import filter_alerts
+
+        return Response(_page(filter_alerts(request.query_params), request))
+
+
+class AlertAcknowledge(APIView):
+    parser_classes = [JSONParser]
+
+    def post(self, request, pk):
+        """Acknowledge an alert with a note: {"note": "..."} (engineer or admin)."""
+        alert = _get(Alert, pk, "alert")
+        try:
+            alert = do_acknowledge_alert(alert, note=str(_body(request).get("note", "")),
+                                         acting_user=actor_name(request.user))
+        except AlertError as exc:
+            raise ApiError(str(exc), 409 if "already" in str(exc) else 400) from None
+        return Response(alert.to_dict())
+
+
+def entry_dict(entry: LedgerEntry) -> dict:
+    return {"index": entry.index, "kind": entry.kind, "subject": entry.subject, "leaf_hash": entry.leaf_hash,
+            "created_at": entry.created_at.isoformat(), "body": json.loads(entry.body)}
+
+
+class LedgerEntryList(APIView):
+    query_params = {"kind": "entry kind", "subject": "entry subject, e.g. build:12"} | PAGING
+
+    def get(self, request):
+        """Ledger entries, newest first (keyset by index)."""
+        query = LedgerEntry.objects.all()
+        if request.query_params.get("kind"):
+            query = query.filter(kind=request.query_params["kind"])
+        if request.query_params.get("subject"):
+            query = query.filter(subject=request.query_params["subject"])
+        return Response(_page(query, request, ("index",), entry_dict) | {"size": ledger.size()})
+
+
+class LedgerEntryDetail(APIView):
+    def get(self, request, index):
+        """One ledger entry with the result of re-deriving it from its body."""
+        entry = LedgerEntry.objects.filter(index=index).first()
+        if entry is None:
+            raise ApiError(f"no ledger entry #{index}", 404)
+        return Response(entry_dict(entry) | {"problem": ledger.check_entry(entry)})
+
+
+class LedgerVerify(APIView):
+    """Verification only reads the ledger, so every read role may run it."""
+
+    write_roles = READ_ROLES
+
+    def get(self, request):
+        """The last verification result and the latest checkpoints (when they exist)."""
+        rows = checkpoints()
+        return Response({"last_verification": last_verification(), "size": ledger.size(),
+                         "checkpoints": None if rows is None else [
+                             {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()
+                              if k != "cosignatures"} | {"cosignatures": len(r["cosignatures"])} for r in rows]})
+
+    def post(self, request):
+        """Verify the ledger now (synchronously) and record the result."""
+        result = run_verification(actor=actor_name(request.user))
+        return Response(result.__dict__, status=status.HTTP_200_OK)
+
+
+class CaseList(APIView):
+    parser_classes = [JSONParser]
+    write_roles = CASE_ROLES
+    query_params = {"status": "open, under_review, decided, closed", "kind": "gdpr_art22 or internal_review"} | PAGING
+
+    def get(self, request):
+        """Cases, newest first."""
+        query = Case.objects.all()
+        for field in ("status", "kind"):
+            if request.query_params.get(field):
+                query = query.filter(**{field: request.query_params[field]})
+        return Response(_page(query, request))
+
+    def post(self, request):
+        """Open a case on a prediction: {"inference_id", "kind", "summary", "legal_hold"}."""
+        from .ids import parse_inference_id
+
+        data = _body(request)
+        try:
+            iid = parse_inference_id(str(data.get("inference_id", "")))
+        except ValueError as exc:
+            raise ApiError(str(exc)) from None
+        prediction = Prediction.objects.filter(inference_id=iid).first()
+        if prediction is None:
+            raise ApiError(f"no prediction with inference id {iid}", 404)
+        try:
+            case = cases.do_open_case(prediction, kind=str(data.get("kind", "")), summary=str(data.get("summary", "")),
+                                      legal_hold=data.get("legal_hold") is True, acting_user=actor_name(request.user))
+        except cases.CaseError as exc:
+            raise ApiError(str(exc)) from None
+        return Response(case.to_dict(), status=status.HTTP_201_CREATED)
+
+
+class CaseDetail(APIView):
+    def get(self, request, pk):
+        """One case with its notes and its ledger entries."""
+        case = _get(Case, pk, "case")
+        entries = LedgerEntry.objects.filter(subject=f"case:{case.id}").order_by("index")
+        return Response(case.to_dict() | {"notes": [n.to_dict() for n in case.notes.all()],
+                                          "ledger": [entry_dict(e) for e in entries]})
+
+
+def _case_step(request, pk, step, code=status.HTTP_200_OK) -> Response:
+    case = _get(Case, pk, "case")
+    try:
+        result = step(case, _body(request), actor_name(request.user))
+    except cases.CaseError as exc:
+        raise ApiError(str(exc), 409 if " is " in str(exc) else 400) from None
+    return Response(result.to_dict(), status=code)
+
+
+class CaseNoteCreate(APIView):
+    parser_classes = [JSONParser]
+    write_roles = CASE_ROLES
+
+    def post(self, request, pk):
+        """Add a note: {"text"} (auditor, engineer or admin)."""
+        return _case_step(request, pk, lambda case, data, actor: cases.do_add_case_note(
+            case, text=str(data.get("text", "")), acting_user=actor), status.HTTP_201_CREATED)
+
+
+class CaseDecide(APIView):
+    parser_classes = [JSONParser]
+    write_roles = DECIDE_ROLES
+
+    def post(self, request, pk):
+        """Record the human reviewer's decision: {"outcome": upheld|overturned, "reason"} (reviewer or admin)."""
+        return _case_step(request, pk, lambda case, data, actor: cases.do_decide_case(
+            case, outcome=str(data.get("outcome", "")), reason=str(data.get("reason", "")), acting_user=actor))
+
+
+class CaseClose(APIView):
+    parser_classes = [JSONParser]
+    write_roles = DECIDE_ROLES
+
+    def post(self, request, pk):
+        """Close a decided case: {"note"} (reviewer or admin)."""
+        return _case_step(request, pk, lambda case, data, actor: cases.do_close_case(
+            case, note=str(data.get("note", "")), acting_user=actor))
+
+
+class NotificationRuleList(APIView):
+    parser_classes = [JSONParser]
+    read_roles = (ADMIN,)
+    write_roles = (ADMIN,)
+
+    def get(self, request):
+        """Notification rules (admin)."""
+        return Response({"results": [r.to_dict() for r in NotificationRule.objects.all()]})
+
+    def post(self, request):
+        """Create a rule: {"name", "kind_pattern", "min_severity", "emails": [...], "webhook_url", "enabled"} (admin)."""
+        return _save_rule(request, NotificationRule(), status.HTTP_201_CREATED)
+
+
+def _save_rule(request, rule: NotificationRule, code: int) -> Response:
+    data = dict(_body(request))
+    if isinstance(data.get("emails"), list):
+        data["emails"] = "\n".join(str(e) for e in data["emails"])
+    base = {} if rule.pk is None else {k: v for k, v in rule.to_dict().items()}
+    if "emails" in base:
+        base["emails"] = "\n".join(base["emails"])
+    merged = base | data
+    merged.setdefault("enabled", True)
+    form = NotificationRuleForm(merged, instance=rule)
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        raise ApiError(f"{field}: {errors[0]}" if field != "__all__" else errors[0], detail=form.errors)
+    with transaction.atomic():
+        saved = do_save_rule(form.save(commit=False), acting_user=actor_name(request.user))
+    return Response(saved.to_dict(), status=code)
+
+
+class NotificationRuleDetail(APIView):
+    parser_classes = [JSONParser]
+    read_roles = (ADMIN,)
+    write_roles = (ADMIN,)
+
+    def get(self, request, pk):
+        """One notification rule (admin)."""
+        return Response(_get(NotificationRule, pk, "notification rule").to_dict())
+
+    def put(self, request, pk):
+        """Change a rule (admin)."""
+        return _save_rule(request, _get(NotificationRule, pk, "notification rule"), status.HTTP_200_OK)
+
+    def delete(self, request, pk):
+        """Delete a rule (admin)."""
+        do_delete_rule(_get(NotificationRule, pk, "notification rule"), acting_user=actor_name(request.user))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class KeyList(APIView):
+    query_params = {"purpose": "build, ledger, witness or webhook"}
+
+    def get(self, request):
+        """Registered public keys (webhook receivers verify signatures with the `webhook` key)."""
+        query = SigningKey.objects.all()
+        if request.query_params.get("purpose"):
+            query = query.filter(purpose=request.query_params["purpose"])
+        return Response({"results": [k.to_dict() for k in query]})
