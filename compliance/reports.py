@@ -224,9 +224,11 @@ def build_context(evidence: Evidence, bundle_bytes: bytes, *, generated_by: str,
     case = None
     if scope.kind == "case":
         c = scope.case
-        case = {"id": c.pk, "kind": getattr(c, "kind", ""), "status": getattr(c, "status", ""),
-                "notes": getattr(c, "notes", ""), "decision": getattr(c, "decision", ""),
-                "legal_hold": bool(getattr(c, "legal_hold", False)),
+        case = {"id": c.pk, "kind": c.get_kind_display(), "status": c.get_status_display(), "summary": c.summary,
+                "opened_by": c.opened_by, "opened_at": c.opened_at,
+                "notes": [{"author": n.author, "text": n.text, "created_at": n.created_at} for n in c.notes.all()],
+                "outcome": c.get_outcome_display() if c.outcome else "", "decision_reason": c.decision_reason,
+                "decided_by": c.decided_by, "decided_at": c.decided_at, "legal_hold": c.legal_hold,
                 "events": [{"index": e.index, "kind": e.kind, "actor": json.loads(e.body)["actor"], "time": e.created_at}
                            for e in evidence.case_entries]}
     lead = chains[0] if chains else None

@@ -30,7 +30,7 @@ urlpatterns = [
     path("api/v1/alerts/<int:pk>/acknowledge/", rest.AlertAcknowledge.as_view()),
     path("api/v1/ledger/entries/", rest.LedgerEntryList.as_view()),
     path("api/v1/ledger/entries/<int:index>/", rest.LedgerEntryDetail.as_view()),
-    path("api/v1/ledger/verification/", rest.LedgerVerify.as_view()),
+    path("api/v1/ledger/verify/", rest.LedgerVerify.as_view()),
     path("api/v1/cases/", rest.CaseList.as_view()),
     path("api/v1/cases/<int:pk>/", rest.CaseDetail.as_view()),
     path("api/v1/cases/<int:pk>/notes/", rest.CaseNoteCreate.as_view()),

@@ -48,7 +48,12 @@ ENDPOINTS = [
     ("GET", "/api/v1/trace/?service={service}", R), ("GET", "/api/v1/trace/{iid}/", R),
     ("GET", "/api/v1/alerts/", R), ("POST", "/api/v1/alerts/{alert}/acknowledge/", W),
     ("GET", "/api/v1/ledger/entries/", R), ("GET", "/api/v1/ledger/entries/{index}/", R),
-    ("GET", "/api/v1/ledger/verification/", R), ("POST", "/api/v1/ledger/verification/", R),
+    ("GET", "/api/v1/ledger/verify/", R), ("POST", "/api/v1/ledger/verify/", R),
+    ("GET", "/api/v1/ledger/verification/", R), ("GET", "/api/v1/ledger/checkpoint/", R),
+    ("GET", "/api/v1/ledger/proof/inclusion/?index={index}", R), ("GET", "/api/v1/ledger/proof/consistency/?old=1&new=2", R),
+    ("GET", "/api/v1/ledger/keys/", R),
+    # reports (GET shows the export form; the exports themselves are tested in tests/compliance/test_reports.py)
+    ("GET", "/reports/prediction/{iid}/", R), ("GET", "/reports/case/{case}/", R), ("GET", "/reports/service/", R),
     ("GET", "/api/v1/cases/", R), ("POST", "/api/v1/cases/", C), ("GET", "/api/v1/cases/{case}/", R),
     ("POST", "/api/v1/cases/{case}/notes/", C), ("POST", "/api/v1/cases/{case}/decision/", D),
     ("POST", "/api/v1/cases/{case}/close/", D),

@@ -37,7 +37,6 @@ from compliance.verify_bundle import encode_bundle, load_key_file, verify_bytes
 from inference import samples
 from inference.runtime import AuditedService
 from lineage.models import Build, Prediction, PredictionSalt
-from tests.compliance.stand_in_case import case_registry
 from tests.conftest import ROOT, Worker
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
@@ -364,22 +363,28 @@ def test_it_exports_a_service_over_a_time_window(demo, tmp_path):
 
 
 def test_it_exports_a_case_with_its_events(demo, tmp_path):
+    from compliance.cases import do_add_case_note, do_decide_case, do_open_case
+    from lineage.models import Prediction
+
     iid = demo["disputed_inference_id"]
-    with case_registry() as (registry, Case):
-        case = Case.objects.create(inference_id=iid, notes="Applicant disputes the refusal.", decision="Upheld",
-                                   legal_hold=True)
-        ledger.append("case.opened", {"case_id": case.pk, "inference_id": iid, "kind": "dispute"},
-                      subject=f"case:{case.pk}", actor="alice")
-        scope = Scope.for_case(case.pk, registry=registry)
-        result = do_export_report(scope, acting_user="alice", pdf=True, bundle=True)
+    case = do_open_case(Prediction.objects.get(inference_id=iid), kind="gdpr_art22", legal_hold=True,
+                        summary="Applicant disputes the refusal.", acting_user="alice")
+    do_add_case_note(case, text="Income verified against payslips.", acting_user="alice")
+    do_decide_case(case, outcome="upheld", reason="Debt ratio above policy.", acting_user="charlie")
+    result = do_export_report(Scope.for_case(case.pk), acting_user="alice", pdf=True, bundle=True)
     bundle = json.loads(result.files["bundle"])
     assert bundle["scope"] == {"kind": "case", "case_id": case.pk, "inference_id": iid}
-    assert [e["record"]["kind"] for e in bundle["case_events"]] == ["dispute"]
+    assert [json.loads(e["entry"]["body"])["kind"] for e in bundle["case_events"]] == [
+        "case.opened", "case.noted", "case.decided"]
+    assert bundle["case_events"][0]["record"]["kind"] == "gdpr_art22"
     checks = verify_bytes(result.files["bundle"]).checks
     assert all(c.ok for c in checks) and any(c.name == "case" for c in checks)
     (tmp_path / "c.pdf").write_bytes(result.files["pdf"])
     text = pdf_text(tmp_path / "c.pdf")
-    assert f"Case #{case.pk}" in text and "Applicant disputes the refusal." in text and "legal hold" in text
+    text = " ".join(text.split())  # table cells wrap
+    for expected in (f"Case #{case.pk}", "Applicant disputes the refusal.", "legal hold",
+                     "Income verified against payslips.", "Debt ratio above policy."):
+        assert expected in text, expected
     assert LedgerEntry.objects.get(index=result.ledger_index).subject == f"case:{case.pk}"
 
 
@@ -391,7 +396,7 @@ def test_it_refuses_bad_export_requests_and_records_nothing(demo, tmp_path):
         (["0190f2c4-0000-7000-8000-000000000000", "--pdf", tmp_path / "x.pdf"], "no prediction"),
         ([iid], "give --pdf FILE, --bundle FILE or both"),
         ([iid, "--service", "credit-scoring", "--pdf", tmp_path / "x.pdf"], "exactly one of"),
-        (["--case", "1", "--pdf", tmp_path / "x.pdf"], "cases are not available"),
+        (["--case", "999999", "--pdf", tmp_path / "x.pdf"], "no case 999999"),
         (["--service", "credit-scoring", "--since", "2026-01-02T00:00:00Z", "--until", "2026-01-01T00:00:00Z",
           "--pdf", tmp_path / "x.pdf"], "before"),
         (["--service", "credit-scoring", "--since", "2026-01-01T00:00", "--until", "2026-01-02T00:00Z",

@@ -27,7 +27,6 @@ from inference.runtime import AuditedService
 from lineage.actions import do_deploy, do_request_build
 from lineage.models import Prediction, PredictionSalt
 from lineage.trace import trace
-from tests.compliance.stand_in_case import case_registry
 from tests.conftest import ROOT, register
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
@@ -83,17 +82,19 @@ def test_it_erases_only_salts_past_retention_and_keeps_every_ledger_row(service)
 
 
 def test_it_keeps_salts_under_legal_hold(service):
+    from compliance.cases import do_open_case
+    from lineage.models import Prediction
+
     held = record_old_prediction(service, days_ago=400)
     free = record_old_prediction(service, days_ago=400)
-    with case_registry() as (registry, Case):
-        Case.objects.create(inference_id=held, legal_hold=True)
-        Case.objects.create(inference_id=free, legal_hold=False)
-        assert held_inference_ids(registry) == {held}
-        result = do_apply_retention(registry=registry)
+    do_open_case(Prediction.objects.get(inference_id=held), kind="gdpr_art22", summary="contested", acting_user="alice",
+                 legal_hold=True)
+    do_open_case(Prediction.objects.get(inference_id=free), kind="internal_review", summary="routine", acting_user="alice")
+    assert held_inference_ids() == {held}
+    result = do_apply_retention()
     assert result["salts_erased"] == 1 and result["held_by_legal_hold"] == 1
     assert PredictionSalt.objects.filter(inference_id=held).exists()
     assert not PredictionSalt.objects.filter(inference_id=free).exists()
-    assert held_inference_ids() == set()  # no Case model installed on this branch: nothing is held
 
 
 def test_it_applies_retention_from_the_command_line(service):

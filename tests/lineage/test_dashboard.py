@@ -89,7 +89,7 @@ def test_it_records_who_viewed_a_trace_and_shows_case_and_proof_areas(client, al
     iid = data.predictions[0].inference_id
     page = client.get(f"/trace/{iid}/").content.decode()
     assert "Every link verified" in page and 'id="inclusion-proof"' in page and "no signed checkpoint yet" in page
-    assert 'id="case-form"' in page and 'id="export-report"' not in page  # no report export installed yet
+    assert 'id="case-form"' in page and f'href="/reports/prediction/{iid}/"' in page
     viewed = LedgerEntry.objects.get(kind="trace.viewed")
     assert json.loads(viewed.body)["actor"] == "alice" and viewed.subject == f"prediction:{iid}"
     assert client.get("/trace/not-a-uuid/").status_code == 404
