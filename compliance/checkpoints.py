@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 
 from . import keys, ledger, notes, tree
-from .models import Checkpoint, LedgerHead, SigningKey
+from .models import Checkpoint, LedgerEntry, LedgerHead, SigningKey
 
 
 def origin() -> str:
@@ -33,7 +33,7 @@ def make_checkpoint() -> Checkpoint:
         head.refresh_from_db()  # registering a new key appends an entry
         size = head.size
         latest = Checkpoint.objects.order_by("-id").first()
-        if latest and latest.size == size:
+        if latest and (latest.size == size or _only_its_own_entry_since(latest, size)):
             return latest
         root = tree.root(size)
         body = notes.format_checkpoint(origin(), size, root)
@@ -45,6 +45,13 @@ def make_checkpoint() -> Checkpoint:
                       subject=f"checkpoint:{checkpoint.id}")
     export(checkpoint)
     return checkpoint
+
+
+def _only_its_own_entry_since(checkpoint: Checkpoint, size: int) -> bool:
+    """Whether the one entry after `checkpoint` is its own `checkpoint.created`: then
+    nothing happened since, and a periodic run must not sign a new tree just for it."""
+    return size == checkpoint.size + 1 and LedgerEntry.objects.filter(
+        index=checkpoint.size, kind="checkpoint.created", subject=f"checkpoint:{checkpoint.id}").exists()
 
 
 def _write_atomically(path: Path, text: str) -> None:

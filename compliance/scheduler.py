@@ -31,9 +31,24 @@ class Job:
     next_due: float = 0.0
 
 
+def _seconds(schedule) -> float | None:
+    """Seconds between runs of a beat entry: a number, a timedelta or a celery
+    `schedule`; None for kinds this simple loop does not run (crontab)."""
+    if isinstance(schedule, (int, float)):
+        return float(schedule)
+    every = getattr(schedule, "run_every", schedule)
+    return every.total_seconds() if hasattr(every, "total_seconds") else None
+
+
 def jobs_from_settings() -> list[Job]:
-    return [Job(name, entry["task"], float(entry["schedule"]), dict(entry.get("kwargs") or {}))
-            for name, entry in settings.CELERY_BEAT_SCHEDULE.items()]
+    jobs = []
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        every = _seconds(entry["schedule"])
+        if every is None or every <= 0:
+            log.warning("in-process scheduler skips %s: only fixed intervals are supported", name)
+            continue
+        jobs.append(Job(name, entry["task"], every, dict(entry.get("kwargs") or {})))
+    return jobs
 
 
 class Scheduler(threading.Thread):

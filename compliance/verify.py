@@ -156,7 +156,7 @@ class _Verifier:
         """The last checkpoint a successful run verified, re-checked: its signature, and
         the stored frontier nodes still folding to its root.  A string says why a full
         run is needed instead."""
-        last = (VerificationRun.objects.filter(ok=True, checkpoint_id__isnull=False).order_by("-id").first())
+        last = VerificationRun.objects.filter(ok=True, checkpoint_id__isnull=False).order_by("-id").first()
         if last is None:
             return "no earlier successful verification: ran a full verification"
         cp = Checkpoint.objects.filter(id=last.checkpoint_id).first()

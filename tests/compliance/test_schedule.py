@@ -98,3 +98,16 @@ def test_checkpoints_and_verifications_happen_on_schedule(worker, settings, tmp_
     assert LedgerEntry.objects.filter(kind="checkpoint.created").exists()
     exported = settings.TRACELEDGER_CHECKPOINT_DIR / f"{checkpoint.size:012d}.checkpoint"  # the worker's too
     assert exported.read_text() == checkpoint.note
+
+
+def test_the_scheduler_takes_timedeltas_and_skips_crontabs(settings):
+    from datetime import timedelta
+
+    from celery.schedules import crontab, schedule
+
+    settings.CELERY_BEAT_SCHEDULE = {
+        "a": {"task": "compliance.tasks.make_checkpoint", "schedule": timedelta(minutes=2)},
+        "b": {"task": "compliance.tasks.make_checkpoint", "schedule": schedule(timedelta(seconds=30))},
+        "c": {"task": "compliance.tasks.make_checkpoint", "schedule": crontab(minute=0)},
+    }
+    assert [(j.name, j.every) for j in jobs_from_settings()] == [("a", 120.0), ("b", 30.0)]

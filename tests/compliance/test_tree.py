@@ -106,3 +106,14 @@ def test_reads_stay_logarithmic():
     merkle.consistency_proof(700, 1025, reader)
     assert reader.reads <= 2 * 11
     assert merkle.root(1025, tree.DbNodeReader()) == merkle.naive_root(hashes)
+
+
+def test_a_checkpoint_is_not_made_for_its_own_entry_alone(settings, tmp_path):
+    settings.TRACELEDGER_CHECKPOINT_DIR = tmp_path
+    ledger.append("trace.viewed", {"n": 1})
+    first = checkpoints.make_checkpoint()
+    assert ledger.size() == first.size + 1  # its `checkpoint.created` entry
+    assert checkpoints.make_checkpoint() == first
+    ledger.append("trace.viewed", {"n": 2})
+    second = checkpoints.make_checkpoint()
+    assert second.size == first.size + 2
