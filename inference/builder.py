@@ -106,7 +106,10 @@ def run_build(build_id: int) -> Build | None:
 
 
 def _run_build(build_id: int) -> Build | None:
-    build = Build.objects.select_related("model", "calibration").get(pk=build_id)
+    build = Build.objects.select_related("model", "calibration").filter(pk=build_id).first()
+    if build is None:
+        log.warning("build %s does not exist; nothing to do", build_id)
+        return None
     if build.status in ACTIVE:
         # Redelivered after the worker that held it died (acks_late): never leave it
         # active forever, and never run it twice.
