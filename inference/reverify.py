@@ -81,8 +81,7 @@ def reverify_engines() -> Run:
             Engine.objects.filter(pk=engine.pk).update(reverified_at=now, reverify_verdict=result.verdict)
             continue
         with transaction.atomic():
-            newly = Engine.objects.filter(pk=engine.pk, usable=True).update(
-                usable=False, reverified_at=now, reverify_verdict=result.verdict)
+            newly = Engine.objects.filter(pk=engine.pk, usable=True).update(usable=False)
             Engine.objects.filter(pk=engine.pk).update(reverified_at=now, reverify_verdict=result.verdict)
             if newly:
                 ledger.append("engine.reverified",
