@@ -181,6 +181,9 @@ TRACELEDGER_REVERIFY_INTERVAL_S = envint("TRACELEDGER_REVERIFY_INTERVAL_S", "864
 # outlast the longest build, or a healthy build would be delivered twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": envint("TRACELEDGER_BROKER_VISIBILITY_TIMEOUT_S", str(TRACELEDGER_BUILD_TIMEOUT_S + 600)),
+    # Look for such messages every 10 s (kombu's default scans every 100 s).
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
 }
 CELERY_BEAT_SCHEDULE = {
     "reverify-engines": {"task": "inference.tasks.reverify_engines", "schedule": TRACELEDGER_REVERIFY_INTERVAL_S},

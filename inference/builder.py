@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from lineage.models import Build, Engine
 
 from . import parity
 from .backends import BackendUnavailable, BuildError, BuildSpec, get_backend
+from .backends.tensorrt_input import prepare_input
 from .specs import profiles_from_json
 
 log = logging.getLogger("traceledger.build")
@@ -175,7 +177,19 @@ def _build(build: Build, host: str, scratch: str, capture: "LogCapture") -> Buil
                      options={k: v for k, v in build.options.items() if k != "calibration_sha256"},
                      calibration_path=calibration_path, timing_cache_path=cache_path, work_dir=scratch)
     started = time.perf_counter()
-    result = backend.build(onnx_path, spec)
+    build_input = None  # a model TensorRT builds from instead of the registered one
+    if backend.name == "tensorrt":
+        prepared = prepare_input(onnx_path, spec, backend.trt_major, scratch)
+        if prepared.derived:
+            data = Path(prepared.path).read_bytes()
+            build_input = {"sha256": hashlib.sha256(data).hexdigest(), "note": prepared.note, "bytes": data}
+            log.info("build %s: %s", build.id, prepared.note)
+            spec = replace(spec, calibration_path=None)  # its scales are in the Q/DQ model now
+            result = backend.build(prepared.path, spec)
+            result.artifacts["engine-input.onnx"] = data
+            result.log = f"{prepared.note}\n{result.log}"
+    if build_input is None:
+        result = backend.build(onnx_path, spec)
     build_s = time.perf_counter() - started
 
     _advance(build, Build.BUILDING, Build.VERIFYING)
@@ -204,7 +218,7 @@ def _build(build: Build, host: str, scratch: str, capture: "LogCapture") -> Buil
                    "parity_ms": f"{parity_s * 1000:.1f}"} | {
             f"backend_{k}": str(v) for k, v in result.metadata.get("timings", {}).items()}
         predicate = _predicate(build, backend, device, result.metadata, host, finished, timings, runner,
-                               artifacts, parity_record)
+                               artifacts, parity_record, build_input)
         statement = dsse.make_statement(f"engine-{build.id}.{build.backend}", spooled.sha256, predicate)
         signer = keys.get_signer("build")
         envelope = dsse.sign_envelope(canonical_json(statement), signer.key_id, signer.sign)
@@ -263,7 +277,7 @@ def _precision_flags(backend_name: str, precision: str, metadata: dict) -> list[
 
 
 def _predicate(build: Build, backend, device: dict, metadata: dict, host: str, finished: datetime,
-               timings: dict, runner, artifacts: dict, parity_record: dict) -> dict:
+               timings: dict, runner, artifacts: dict, parity_record: dict, build_input: dict | None = None) -> dict:
     model = build.model
     calibration = build.calibration
     dependencies = [
@@ -272,6 +286,9 @@ def _predicate(build: Build, backend, device: dict, metadata: dict, host: str, f
     ]
     if calibration is not None:
         dependencies.append({"name": "calibration.npz", "digest": {"sha256": calibration.sha256}})
+    if build_input is not None:  # what the backend really built from, made from the model above
+        dependencies.append({"name": "engine-input.onnx", "digest": {"sha256": build_input["sha256"]},
+                             "annotations": {"derivedFrom": model.sha256, "how": build_input["note"]}})
     cache_in = (metadata.get("timing_cache") or {}).get("input_sha256")
     if cache_in:
         dependencies.append({"name": "timing.cache (input)", "digest": {"sha256": cache_in}})
@@ -294,6 +311,7 @@ def _predicate(build: Build, backend, device: dict, metadata: dict, host: str, f
             "internalParameters": {
                 "backend_metadata": metadata,
                 "onnx_sha256": model.sha256,
+                "build_input_sha256": build_input["sha256"] if build_input else model.sha256,
                 "calibration_sha256": calibration.sha256 if calibration else None,
                 "timing_cache_sha256": (artifacts.get("timing.cache") or {}).get("sha256"),
                 "inspector_sha256": (artifacts.get("inspector.json") or {}).get("sha256"),

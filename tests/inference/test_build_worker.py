@@ -21,6 +21,7 @@ from lineage.actions import ActionError, do_cancel_build, do_request_build
 from lineage.models import Build, Engine
 from tests.conftest import register, wait_for_build
 
+
 @pytest.fixture
 def worker(module_worker, transactional_db):
     return module_worker
