@@ -32,6 +32,7 @@ import shutil
 import tempfile
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -176,13 +177,33 @@ def _build(build: Build, host: str, scratch: str, capture: "LogCapture") -> Buil
     spec = BuildSpec(precision=build.precision, profiles=profiles_from_json(build.profiles),
                      options={k: v for k, v in build.options.items() if k != "calibration_sha256"},
                      calibration_path=calibration_path, timing_cache_path=cache_path, work_dir=scratch)
+    # The parity reference (the ONNX model in FP32) does not depend on the engine: compute
+    # it while the backend builds.
+    tolerance = settings.TRACELEDGER_PARITY_TOLERANCE[build.precision]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"build-{build.id}-parity") as pool:
+        try:
+            golden = parity.golden_inputs(model.inputs, build.profiles, seed_hex=model.sha256,
+                                          calibration_path=calibration_path,
+                                          max_samples=settings.TRACELEDGER_PARITY_SAMPLES)
+        except ValueError as exc:  # inputs we cannot make (strings): the reference future says so
+            golden, problem = parity.Golden("none", []), str(exc)
+            reference = pool.submit(_raise, ValueError(problem))
+        else:
+            reference = pool.submit(parity.reference_outputs, onnx_path, golden)
+        return _build_and_sign(build, host, scratch, capture, backend, device, store, onnx_path, spec,
+                               calibration_path, golden, tolerance, reference)
+
+
+def _build_and_sign(build: Build, host: str, scratch: str, capture: "LogCapture", backend, device: dict, store,
+                    onnx_path: str, spec: BuildSpec, calibration_path: str | None, golden: "parity.Golden",
+                    tolerance: dict, reference: Future) -> Build:
     started = time.perf_counter()
     build_input = None  # a model TensorRT builds from instead of the registered one
     if backend.name == "tensorrt":
         prepared = prepare_input(onnx_path, spec, backend.trt_major, scratch)
         if prepared.derived:
             data = Path(prepared.path).read_bytes()
-            build_input = {"sha256": hashlib.sha256(data).hexdigest(), "note": prepared.note, "bytes": data}
+            build_input = {"sha256": hashlib.sha256(data).hexdigest(), "note": prepared.note}
             log.info("build %s: %s", build.id, prepared.note)
             spec = replace(spec, calibration_path=None)  # its scales are in the Q/DQ model now
             result = backend.build(prepared.path, spec)
@@ -200,14 +221,17 @@ def _build(build: Build, host: str, scratch: str, capture: "LogCapture") -> Buil
         runner = backend.load(result.engine)  # an engine that does not deserialize is not an engine
         verify_s = time.perf_counter() - started
         started = time.perf_counter()
-        golden = parity.golden_inputs(model.inputs, build.profiles, seed_hex=model.sha256,
-                                      calibration_path=calibration_path,
-                                      max_samples=settings.TRACELEDGER_PARITY_SAMPLES)
-        tolerance = settings.TRACELEDGER_PARITY_TOLERANCE[build.precision]
         try:
-            parity_record = parity.check(runner, onnx_path, golden, tolerance)
-        except Exception as exc:
-            raise BuildError(f"the engine failed the parity run: {_one_line(str(exc)) or type(exc).__name__}") from None
+            expected = reference.result()
+        except Exception as exc:  # ONNX Runtime cannot run the model itself: nothing to compare with
+            parity_record = parity.unavailable(golden, tolerance, f"no FP32 reference on ONNX Runtime: "
+                                                                  f"{_one_line(str(exc)) or type(exc).__name__}")
+        else:
+            try:
+                parity_record = parity.check(runner, golden, tolerance, expected)
+            except Exception as exc:
+                raise BuildError(f"the engine failed the parity run: "
+                                 f"{_one_line(str(exc)) or type(exc).__name__}") from None
         parity_s = time.perf_counter() - started
         artifacts = {name: {"sha256": s.sha256, "size": s.size} for name, s in byproducts.items()}
 
@@ -255,17 +279,22 @@ def _build(build: Build, host: str, scratch: str, capture: "LogCapture") -> Buil
             for sha256 in created:
                 store.remove(sha256)
             raise
-    if cache_path and "timing.cache" in result.artifacts:
-        _save_timing_cache(cache_path, result.artifacts["timing.cache"])
+    if spec.timing_cache_path and "timing.cache" in result.artifacts:
+        _save_timing_cache(spec.timing_cache_path, result.artifacts["timing.cache"])
     if not parity_record["ok"]:
         failing = sorted(n for n, o in parity_record["outputs"].items() if not o["ok"])
-        raise_alert("build.parity_failed",
-                    f"build {build.id} ({build.precision}) is outside its parity tolerance on {', '.join(failing)}",
+        why = (f"is outside its parity tolerance on {', '.join(failing)}" if failing
+               else f"has no parity result: {parity_record.get('error', 'no outputs compared')}")
+        raise_alert("build.parity_failed", f"build {build.id} ({build.precision}) {why}",
                     severity="warning", subject=f"build:{build.id}",
                     details={"build_id": build.id, "engine_sha256": spooled.sha256, "outputs": parity_record["outputs"],
                              "tolerance": parity_record["tolerance"]})
     build.refresh_from_db()
     return build
+
+
+def _raise(exc: Exception):
+    raise exc
 
 
 def _precision_flags(backend_name: str, precision: str, metadata: dict) -> list[str]:

@@ -93,17 +93,24 @@ def reference_session(onnx_path: str) -> ort.InferenceSession:
     return ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
 
 
-def check(runner, onnx_path: str, golden: Golden, tolerance: dict) -> dict:
-    """Run `golden` through the engine's runner and the reference; the parity record."""
-    atol, rtol = float(tolerance["atol"]), float(tolerance["rtol"])
+def reference_outputs(onnx_path: str, golden: Golden) -> list[dict[str, np.ndarray]]:
+    """The ONNX model's outputs for every golden batch (independent of the engine, so the
+    builder computes them while the backend builds)."""
     session = reference_session(onnx_path)
     names = [o.name for o in session.get_outputs()]
+    return [dict(zip(names, session.run(names, batch))) for batch in golden.batches]
+
+
+def check(runner, golden: Golden, tolerance: dict, reference: list[dict[str, np.ndarray]]) -> dict:
+    """Run `golden` through the engine's runner and compare with `reference`; the parity
+    record.  Raises ValueError when the engine cannot run them or gives other outputs."""
+    atol, rtol = float(tolerance["atol"]), float(tolerance["rtol"])
+    names = list(reference[0]) if reference else []
     worst: dict[str, dict] = {n: {"abs": 0.0, "rel": 0.0, "ok": True, "checked": 0} for n in names}
-    for batch in golden.batches:
-        reference = dict(zip(names, session.run(names, batch)))
+    for batch, expected in zip(golden.batches, reference):
         produced = runner.run(batch)
         for name in names:
-            ref = np.asarray(reference[name])
+            ref = np.asarray(expected[name])
             if name not in produced:
                 raise ValueError(f"the engine does not produce output {name!r}")
             got = np.asarray(produced[name])
@@ -125,6 +132,11 @@ def check(runner, onnx_path: str, golden: Golden, tolerance: dict) -> dict:
                "ok": e["ok"]}
         for name, e in worst.items()
     }
+    ok = bool(outputs) and all(o["ok"] for o in outputs.values())
+    return record(golden, tolerance) | {"outputs": outputs, "ok": ok}
+
+
+def record(golden: Golden, tolerance: dict) -> dict:
     return {
         "inputs": golden.source,
         "samples": golden.samples,
@@ -132,6 +144,10 @@ def check(runner, onnx_path: str, golden: Golden, tolerance: dict) -> dict:
         "reference": f"onnxruntime {ort.__version__} fp32 CPUExecutionProvider ORT_DISABLE_ALL",
         "tolerance": {"atol": str(tolerance["atol"]), "rtol": str(tolerance["rtol"]),
                       "rule": "|engine - reference| <= atol + rtol * |reference|"},
-        "outputs": outputs,
-        "ok": all(o["ok"] for o in outputs.values()),
     }
+
+
+def unavailable(golden: Golden, tolerance: dict, reason: str) -> dict:
+    """The record when the reference could not run (a model ONNX Runtime cannot execute):
+    no equivalence shown, so the build is flagged."""
+    return record(golden, tolerance) | {"outputs": {}, "ok": False, "error": reason[:500]}

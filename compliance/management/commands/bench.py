@@ -39,7 +39,8 @@ class Command(ContractCommand):
         elif o["name"] in modules:
             names = [o["name"]]
         else:
-            raise ValueError(f"unknown benchmark {o['name']!r}; choose one of {', '.join(sorted(modules)) or 'none'}, or all")
+            choices = ", ".join(sorted(modules)) or "none"
+            raise ValueError(f"unknown benchmark {o['name']!r}; choose one of {choices}, or all")
         results = {name: importlib.import_module(modules[name]).run(quick=o["quick"]) for name in names}
         data = results[names[0]] if o["name"] != "all" else results
         lines = []
