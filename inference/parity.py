@@ -90,6 +90,9 @@ def reference_session(onnx_path: str) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
+    # One thread: it runs beside the backend's build and must not compete with it.
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
     return ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
 
 
