@@ -219,6 +219,8 @@ def _build_and_sign(build: Build, host: str, scratch: str, capture: "LogCapture"
         spooled = stack.enter_context(store.spool(result.engine))
         byproducts = {name: stack.enter_context(store.spool(data)) for name, data in sorted(result.artifacts.items())}
         runner = backend.load(result.engine)  # an engine that does not deserialize is not an engine
+        if hasattr(runner, "close"):  # TensorRT: free its CUDA context when the build is done
+            stack.callback(runner.close)
         verify_s = time.perf_counter() - started
         started = time.perf_counter()
         try:

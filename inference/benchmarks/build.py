@@ -235,7 +235,8 @@ def bench_build(tmp: Path, quick: bool) -> dict:
     TensorRT INT8 builds start from); a dynamic-quantization build, where ONNX Runtime
     does least work and the audit's fixed costs weigh most, is reported beside it."""
     rounds = 3 if quick else 5
-    static = _bench_one_build(tmp, layers=40 if quick else 100, calibration_samples=64, rounds=rounds)
+    static = _bench_one_build(tmp, layers=40 if quick else 100, calibration_samples=64 if quick else 256,
+                              rounds=rounds)
     dynamic = _bench_one_build(tmp, layers=120 if quick else 300, calibration_samples=0, rounds=rounds)
     return {
         "build_overhead_ratio": static.pop("ratio"),
