@@ -18,7 +18,7 @@ signing    an in-toto Statement v1 (subject: the engine digest; predicate: the b
 
 A worker killed mid-build leaves its scratch directory under the store's tmp/ (swept by
 the reaper) and nothing in the store proper.  While a build runs, a heartbeat thread
-refreshes Build.heartbeat_at; `reap_builds` fails builds whose heartbeat went stale or
+refreshes Build.heartbeat_at; `reaper.reap_builds` fails builds whose heartbeat went stale or
 that ran past TRACELEDGER_BUILD_TIMEOUT_S.
 """
 from __future__ import annotations
@@ -35,12 +35,11 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
-from django.db.models import Q
+from django.db import transaction
 from django.utils import timezone as djtz
 
 from compliance import dsse, keys, ledger
@@ -53,6 +52,7 @@ from lineage.models import Build, Engine
 from . import parity
 from .backends import BackendUnavailable, BuildError, BuildSpec, get_backend
 from .backends.tensorrt_input import prepare_input
+from .reaper import Heartbeat, remove_scratch, scratch_root
 from .specs import profiles_from_json
 
 log = logging.getLogger("traceledger.build")
@@ -66,7 +66,7 @@ class BuildAborted(RuntimeError):
     """The build left the stage this worker expected (reaped or cancelled meanwhile)."""
 
 
-def _iso(dt: datetime) -> str:
+def iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
@@ -128,7 +128,7 @@ def _run_build(build_id: int) -> Build | None:
         return None
     build.refresh_from_db()
     capture = LogCapture()
-    scratch = tempfile.mkdtemp(prefix=f"build-{build.id}-", dir=_scratch_root())
+    scratch = tempfile.mkdtemp(prefix=f"build-{build.id}-", dir=scratch_root())
     try:
         with Heartbeat(build.id), capture:
             return _build(build, host, scratch, capture)
@@ -354,8 +354,8 @@ def _predicate(build: Build, backend, device: dict, metadata: dict, host: str, f
                         "version": {backend.name: backend.version()}},
             "metadata": {
                 "invocationId": f"build-{build.id}",
-                "startedOn": _iso(build.started_at),
-                "finishedOn": _iso(finished),
+                "startedOn": iso(build.started_at),
+                "finishedOn": iso(finished),
             },
             "byproducts": [{"name": name, "digest": {"sha256": a["sha256"]}, "size": a["size"]}
                            for name, a in sorted(artifacts.items())],
@@ -393,22 +393,7 @@ def _save_timing_cache(path: str, data: bytes) -> None:
             os.unlink(tmp)
 
 
-# -- scratch space, log capture, heartbeat ----------------------------------------------
-
-def _scratch_root() -> str:
-    root = default_store().root / "tmp"
-    root.mkdir(parents=True, exist_ok=True)
-    return str(root)
-
-
-def remove_scratch(build_id: int) -> int:
-    """Remove the scratch directories a build left (its worker died); how many."""
-    removed = 0
-    for path in Path(_scratch_root()).glob(f"build-{build_id}-*"):
-        shutil.rmtree(path, ignore_errors=True)
-        removed += 1
-    return removed
-
+# -- log capture -------------------------------------------------------------------------
 
 class LogCapture(logging.Handler):
     """Collect what libraries log (and warn) while a build runs, for Build.log."""
@@ -437,59 +422,3 @@ class LogCapture(logging.Handler):
     def __exit__(self, *exc) -> None:
         logging.captureWarnings(False)
         self._root.removeHandler(self)
-
-
-class Heartbeat:
-    """Refresh Build.heartbeat_at every TRACELEDGER_BUILD_HEARTBEAT_S while the build runs."""
-
-    def __init__(self, build_id: int):
-        self.build_id = build_id
-        self.every = max(1, settings.TRACELEDGER_BUILD_HEARTBEAT_S)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"build-{build_id}-heartbeat", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.wait(self.every):
-                try:
-                    Build.objects.filter(pk=self.build_id, status__in=ACTIVE).update(heartbeat_at=djtz.now())
-                except Exception as exc:  # a missed beat is not a failed build
-                    log.warning("build %s heartbeat failed: %s", self.build_id, exc)
-                    close_old_connections()
-        finally:
-            connection.close()
-
-    def __enter__(self) -> "Heartbeat":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-
-# -- the reaper ----------------------------------------------------------------------------
-
-def reap_builds(now: datetime | None = None) -> list[int]:
-    """Fail builds whose worker went quiet (heartbeat older than TRACELEDGER_BUILD_STALE_S)
-    or that ran past TRACELEDGER_BUILD_TIMEOUT_S, remove their scratch space, and sweep
-    temp files that killed writers left in the store.  Returns the failed build ids."""
-    now = now or djtz.now()
-    stale = now - timedelta(seconds=settings.TRACELEDGER_BUILD_STALE_S)
-    timeout = now - timedelta(seconds=settings.TRACELEDGER_BUILD_TIMEOUT_S)
-    candidates = Build.objects.filter(status__in=ACTIVE).filter(
-        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale) | Q(started_at__lt=timeout))
-    reaped = []
-    for build in candidates:
-        if build.started_at and build.started_at < timeout:
-            reason = (f"build ran past TRACELEDGER_BUILD_TIMEOUT_S ({settings.TRACELEDGER_BUILD_TIMEOUT_S} s) "
-                      f"in stage {build.status}")
-        else:
-            beat = build.heartbeat_at or build.started_at
-            reason = (f"the worker on {build.worker_host or 'an unknown host'} stopped reporting during "
-                      f"{build.status} (last heartbeat {_iso(beat)}); presumed dead")
-        if fail_build(build, reason):
-            reaped.append(build.id)
-            remove_scratch(build.id)
-    default_store().sweep_temp(older_than_s=settings.TRACELEDGER_BUILD_TIMEOUT_S)
-    return reaped

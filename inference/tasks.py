@@ -16,7 +16,7 @@ def build_engine(build_id: int) -> None:
 
 @shared_task(name="inference.tasks.reap_builds", ignore_result=True)
 def reap_builds() -> list[int]:
-    from .builder import reap_builds as reap
+    from .reaper import reap_builds as reap
 
     return reap()
 

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from compliance import ledger
 from compliance.models import Alert, LedgerEntry
 from compliance.store import default_store
-from inference.builder import reap_builds
+from inference.reaper import reap_builds
 from lineage.actions import ActionError, do_cancel_build, do_request_build
 from lineage.models import Build, Engine
 from tests.conftest import register, wait_for_build

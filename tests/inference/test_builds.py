@@ -118,7 +118,8 @@ def test_it_builds_fp32_fp16_and_int8_of_a_two_input_int64_dynamic_model(worker,
     assert static_params["externalParameters"]["calibration"] == {
         "sha256": calibration.sha256, "name": "cal", "sample_count": 32}
     assert static_params["internalParameters"]["calibration_sha256"] == calibration.sha256
-    assert {"name": "calibration.npz", "digest": {"sha256": calibration.sha256}} in static_params["resolvedDependencies"]
+    dependency = {"name": "calibration.npz", "digest": {"sha256": calibration.sha256}}
+    assert dependency in static_params["resolvedDependencies"]
     assert static_params["externalParameters"]["precision_flags"] == ["INT8_STATIC_QDQ"]
     assert static.options == {"calibration_sha256": calibration.sha256} and static.calibration_id == calibration.id
     # golden inputs came from the calibration set when there was one

@@ -1,5 +1,5 @@
 from compliance.cli import ContractCommand
-from inference.builder import reap_builds
+from inference.reaper import reap_builds
 
 
 class Command(ContractCommand):
