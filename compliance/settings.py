@@ -211,3 +211,38 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }
+
+# Engine builds (inference/builder.py).  Backends the build workers offer, comma-separated;
+# empty: those that import here.  A request for any other backend is refused up front.
+TRACELEDGER_BUILD_BACKENDS = [b for b in os.environ.get("TRACELEDGER_BUILD_BACKENDS", "").split(",") if b]
+# A build still building/verifying/signing after this long is failed by the reaper.
+TRACELEDGER_BUILD_TIMEOUT_S = envint("TRACELEDGER_BUILD_TIMEOUT_S", "7200")
+# The worker refreshes Build.heartbeat_at this often; a build whose heartbeat is older
+# than TRACELEDGER_BUILD_STALE_S has lost its worker and is failed by the reaper.
+TRACELEDGER_BUILD_HEARTBEAT_S = envint("TRACELEDGER_BUILD_HEARTBEAT_S", "10")
+TRACELEDGER_BUILD_STALE_S = envint("TRACELEDGER_BUILD_STALE_S", "120")
+# Fewest samples a calibration set may hold.
+TRACELEDGER_MIN_CALIBRATION_SAMPLES = envint("TRACELEDGER_MIN_CALIBRATION_SAMPLES", "16")
+# Parity check after each build: golden inputs run through the engine and through the
+# ONNX model in FP32; an element passes when |engine - reference| <= atol + rtol * |reference|
+# (numpy.allclose).  Decimal strings: they are copied into signed attestations.
+TRACELEDGER_PARITY_TOLERANCE = {
+    "fp32": {"atol": "1e-4", "rtol": "1e-4"},
+    "fp16": {"atol": "1e-2", "rtol": "1e-2"},
+    "bf16": {"atol": "5e-2", "rtol": "5e-2"},
+    "int8": {"atol": "1e-1", "rtol": "1e-1"},
+}
+TRACELEDGER_PARITY_SAMPLES = envint("TRACELEDGER_PARITY_SAMPLES", "8")
+TRACELEDGER_REVERIFY_INTERVAL_S = envint("TRACELEDGER_REVERIFY_INTERVAL_S", "86400")
+# An unacknowledged build message is redelivered after this long (acks_late); it must
+# outlast the longest build, or a healthy build would be delivered twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": envint("TRACELEDGER_BROKER_VISIBILITY_TIMEOUT_S", str(TRACELEDGER_BUILD_TIMEOUT_S + 600)),
+    # Look for such messages every 10 s (kombu's default scans every 100 s).
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
+}
+CELERY_BEAT_SCHEDULE = {
+    "reverify-engines": {"task": "inference.tasks.reverify_engines", "schedule": TRACELEDGER_REVERIFY_INTERVAL_S},
+    "reap-builds": {"task": "inference.tasks.reap_builds", "schedule": 60},
+}

@@ -12,6 +12,7 @@ import logging
 import mmap
 import os
 import re
+import shutil
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -124,9 +125,16 @@ class ArtifactStore:
         if not tmpdir.exists():
             return 0
         for path in tmpdir.iterdir():
-            if time.time() - path.stat().st_mtime > older_than_s:
-                path.unlink(missing_ok=True)
-                removed += 1
+            try:
+                if time.time() - path.stat().st_mtime <= older_than_s:
+                    continue
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)  # a killed build's scratch directory
+                else:
+                    path.unlink(missing_ok=True)
+            except FileNotFoundError:
+                continue
+            removed += 1
         return removed
 
 

@@ -1,19 +1,44 @@
 """The audited engine build, run by the Celery task on the `gpu` queue.
 
-Stages: queued → building → verifying → signing → succeeded | failed.  The engine is
-written to the store atomically with its digest computed while writing; the signed
-manifest is an in-toto Statement v1 (subject: the engine digest; predicate: the build,
-SLSA-provenance-like) in a DSSE envelope signed with the build service's Ed25519 key.
-Audit writes are small inserts beside the build, never on the backend's path.
+Stages: queued → building → verifying → signing → succeeded | failed (or cancelled
+while queued).  Each stage change is a conditional update from the stage before, so a
+build that the reaper failed (or a cancel) is never overwritten by a worker that wakes
+up late; the worker then drops what it made.
+
+building   the backend builds from the registered ONNX (re-hashed first) with the
+           build's profiles, precision and calibration set; its log is captured.
+verifying  the engine and its byproducts (inspector JSON, timing cache) are spooled
+           into the store's tmp/ with their digests computed while writing; the engine
+           is deserialized and the parity check runs golden inputs through it and
+           through the ONNX model in FP32.
+signing    an in-toto Statement v1 (subject: the engine digest; predicate: the build,
+           SLSA-provenance-like) in a DSSE envelope signed with the build key; the
+           engine and byproducts are renamed into the store and the Engine row, the
+           build's final state and the ledger entry commit together.
+
+A worker killed mid-build leaves its scratch directory under the store's tmp/ (swept by
+the reaper) and nothing in the store proper.  While a build runs, a heartbeat thread
+refreshes Build.heartbeat_at; `reaper.reap_builds` fails builds whose heartbeat went stale or
+that ran past TRACELEDGER_BUILD_TIMEOUT_S.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import replace
 from datetime import datetime, timezone
+from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone as djtz
 
@@ -24,68 +49,112 @@ from compliance.store import default_store
 from lineage.actions import host_name
 from lineage.models import Build, Engine
 
+from . import parity
 from .backends import BackendUnavailable, BuildError, BuildSpec, get_backend
+from .backends.tensorrt_input import prepare_input
+from .reaper import Heartbeat, remove_scratch, scratch_root
 from .specs import profiles_from_json
 
 log = logging.getLogger("traceledger.build")
-ACTIVE = (Build.BUILDING, Build.VERIFYING, Build.SIGNING)
+ACTIVE = Build.ACTIVE
+# One build per worker process at a time, whatever the pool (prefork, threads, eager).
+_ONE_BUILD = threading.Lock()
+LOG_LIMIT = 200_000
 
 
-def _iso(dt: datetime) -> str:
+class BuildAborted(RuntimeError):
+    """The build left the stage this worker expected (reaped or cancelled meanwhile)."""
+
+
+def iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _set_status(build: Build, status: str) -> None:
-    Build.objects.filter(pk=build.pk).update(status=status)
-    build.status = status
+def _one_line(text: str) -> str:
+    text = text.strip()
+    return text.splitlines()[0][:1000] if text else ""
 
 
-def fail_build(build: Build, reason: str, *, log_text: str = "") -> None:
-    """Mark a build failed with its ledger entry and an alert."""
-    reason = reason.strip().splitlines()[0][:1000] if reason.strip() else "build failed"
+def _advance(build: Build, from_status: str, to_status: str, **fields) -> None:
+    moved = Build.objects.filter(pk=build.pk, status=from_status).update(
+        status=to_status, heartbeat_at=djtz.now(), **fields)
+    if moved != 1:
+        raise BuildAborted(f"build {build.id} is no longer {from_status}")
+    build.status = to_status
+
+
+def fail_build(build: Build, reason: str, *, log_text: str = "") -> bool:
+    """Mark a build failed with its ledger entry and an alert; False when it had
+    already finished (succeeded, failed or cancelled)."""
+    reason = _one_line(reason) or "build failed"
     with transaction.atomic():
-        updated = Build.objects.filter(pk=build.pk).exclude(status__in=Build.FINAL).update(
-            status=Build.FAILED, error=reason, finished_at=djtz.now(),
-            log=(build.log + "\n" + log_text).strip() if log_text else build.log,
-        )
-        if not updated:
-            return
-        ledger.append("build.failed", {"build_id": build.id, "error": reason}, subject=f"build:{build.id}")
+        current = Build.objects.select_for_update().filter(pk=build.pk).first()
+        if current is None or current.status in Build.FINAL:
+            return False
+        text = (current.log + "\n" + log_text).strip() if log_text else current.log
+        Build.objects.filter(pk=build.pk).update(status=Build.FAILED, error=reason, finished_at=djtz.now(),
+                                                 log=text[-LOG_LIMIT:])
+        ledger.append("build.failed", {"build_id": build.id, "error": reason, "stage": current.status},
+                      subject=f"build:{build.id}")
     raise_alert("build.failed", f"build {build.id} failed: {reason}", severity="warning",
-                subject=f"build:{build.id}", details={"build_id": build.id})
+                subject=f"build:{build.id}", details={"build_id": build.id, "stage": current.status})
+    return True
 
 
 def run_build(build_id: int) -> Build | None:
     """Claim and run one queued build. Returns the build, or None when it was not
-    claimable (already running elsewhere, finished or cancelled)."""
-    build = Build.objects.select_related("model").get(pk=build_id)
+    claimable (already finished or cancelled)."""
+    with _ONE_BUILD:
+        return _run_build(build_id)
+
+
+def _run_build(build_id: int) -> Build | None:
+    build = Build.objects.select_related("model", "calibration").filter(pk=build_id).first()
+    if build is None:
+        log.warning("build %s does not exist; nothing to do", build_id)
+        return None
     if build.status in ACTIVE:
         # Redelivered after the worker that held it died (acks_late): never leave it
-        # `started` forever, and never run it twice.
-        fail_build(build, "the worker running this build died before finishing it")
+        # active forever, and never run it twice.
+        fail_build(build, "the worker running this build died before finishing it (message redelivered)")
+        remove_scratch(build_id)
+        build.refresh_from_db()
         return build
     host = host_name()
     now = djtz.now()
     claimed = Build.objects.filter(pk=build_id, status=Build.QUEUED).update(
-        status=Build.BUILDING, started_at=now, worker_host=host)
+        status=Build.BUILDING, started_at=now, heartbeat_at=now, worker_host=host)
     if claimed != 1:
         return None
     build.refresh_from_db()
+    capture = LogCapture()
+    scratch = tempfile.mkdtemp(prefix=f"build-{build.id}-", dir=scratch_root())
     try:
-        return _build(build, host)
+        with Heartbeat(build.id), capture:
+            return _build(build, host, scratch, capture)
+    except BuildAborted as exc:
+        log.warning("build %s aborted: %s", build_id, exc)
+        build.refresh_from_db()
+        return build
     except Exception as exc:  # the backend's or our own: the build is failed, never stuck
         log.warning("build %s failed: %s", build_id, exc)
         known = isinstance(exc, (BuildError, BackendUnavailable))
-        fail_build(build, str(exc) if known else f"{type(exc).__name__}: {exc}")
+        reason = str(exc) if known else f"{type(exc).__name__}: {exc}"
+        fail_build(build, reason, log_text=capture.text())
         build.refresh_from_db()
         return build
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _build(build: Build, host: str) -> Build:
+def _build(build: Build, host: str, scratch: str, capture: "LogCapture") -> Build:
     backend = get_backend(build.backend)
     device = backend.describe_device()
     with transaction.atomic():
-        Build.objects.filter(pk=build.pk).update(device=device, backend_version=backend.version())
+        moved = Build.objects.filter(pk=build.pk, status=Build.BUILDING).update(
+            device=device, backend_version=backend.version())
+        if moved != 1:
+            raise BuildAborted(f"build {build.id} is no longer building")
         ledger.append(
             "build.started",
             {"build_id": build.id, "worker_host": host, "device": device, "backend": backend.name,
@@ -93,55 +162,167 @@ def _build(build: Build, host: str) -> Build:
             subject=f"build:{build.id}",
         )
     store = default_store()
+    model = build.model
+    onnx_path = str(store.path_for(model.sha256))
+    problem = store.verify(model.sha256)
+    if problem:
+        raise BuildError(f"the registered ONNX model {model.sha256[:16]}… is not intact: {problem}")
+    calibration_path = None
+    if build.calibration is not None:
+        problem = store.verify(build.calibration.sha256)
+        if problem:
+            raise BuildError(f"calibration set {build.calibration.sha256[:16]}… is not intact: {problem}")
+        calibration_path = str(store.path_for(build.calibration.sha256))
+    cache_path = timing_cache_path(backend.name, backend.version(), device) if backend.name == "tensorrt" else None
     spec = BuildSpec(precision=build.precision, profiles=profiles_from_json(build.profiles),
-                     options=build.options, calibration_path=build.options.get("calibration_path"))
+                     options={k: v for k, v in build.options.items() if k != "calibration_sha256"},
+                     calibration_path=calibration_path, timing_cache_path=cache_path, work_dir=scratch)
+    # The parity reference (the ONNX model in FP32) does not depend on the engine: compute
+    # it while the backend builds.
+    tolerance = settings.TRACELEDGER_PARITY_TOLERANCE[build.precision]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"build-{build.id}-parity") as pool:
+        try:
+            golden = parity.golden_inputs(model.inputs, build.profiles, seed_hex=model.sha256,
+                                          calibration_path=calibration_path,
+                                          max_samples=settings.TRACELEDGER_PARITY_SAMPLES)
+        except ValueError as exc:  # inputs we cannot make (strings): the reference future says so
+            golden, problem = parity.Golden("none", []), str(exc)
+            reference = pool.submit(_raise, ValueError(problem))
+        else:
+            reference = pool.submit(parity.reference_outputs, onnx_path, golden)
+        return _build_and_sign(build, host, scratch, capture, backend, device, store, onnx_path, spec,
+                               calibration_path, golden, tolerance, reference)
+
+
+def _build_and_sign(build: Build, host: str, scratch: str, capture: "LogCapture", backend, device: dict, store,
+                    onnx_path: str, spec: BuildSpec, calibration_path: str | None, golden: "parity.Golden",
+                    tolerance: dict, reference: Future) -> Build:
     started = time.perf_counter()
-    result = backend.build(str(store.path_for(build.model.sha256)), spec)
+    build_input = None  # a model TensorRT builds from instead of the registered one
+    if backend.name == "tensorrt":
+        prepared = prepare_input(onnx_path, spec, backend.trt_major, scratch)
+        if prepared.derived:
+            data = Path(prepared.path).read_bytes()
+            build_input = {"sha256": hashlib.sha256(data).hexdigest(), "note": prepared.note}
+            log.info("build %s: %s", build.id, prepared.note)
+            spec = replace(spec, calibration_path=None)  # its scales are in the Q/DQ model now
+            result = backend.build(prepared.path, spec)
+            result.artifacts["engine-input.onnx"] = data
+            result.log = f"{prepared.note}\n{result.log}"
+    if build_input is None:
+        result = backend.build(onnx_path, spec)
     build_s = time.perf_counter() - started
 
-    _set_status(build, Build.VERIFYING)
-    started = time.perf_counter()
-    stored = store.put_bytes(result.engine)
-    runner = backend.load(result.engine)  # an engine that does not deserialize is not an engine
-    verify_s = time.perf_counter() - started
+    _advance(build, Build.BUILDING, Build.VERIFYING)
+    with ExitStack() as stack:
+        started = time.perf_counter()
+        spooled = stack.enter_context(store.spool(result.engine))
+        byproducts = {name: stack.enter_context(store.spool(data)) for name, data in sorted(result.artifacts.items())}
+        runner = backend.load(result.engine)  # an engine that does not deserialize is not an engine
+        if hasattr(runner, "close"):  # TensorRT: free its CUDA context when the build is done
+            stack.callback(runner.close)
+        verify_s = time.perf_counter() - started
+        started = time.perf_counter()
+        try:
+            expected = reference.result()
+        except Exception as exc:  # ONNX Runtime cannot run the model itself: nothing to compare with
+            parity_record = parity.unavailable(golden, tolerance, f"no FP32 reference on ONNX Runtime: "
+                                                                  f"{_one_line(str(exc)) or type(exc).__name__}")
+        else:
+            try:
+                parity_record = parity.check(runner, golden, tolerance, expected)
+            except Exception as exc:
+                raise BuildError(f"the engine failed the parity run: "
+                                 f"{_one_line(str(exc)) or type(exc).__name__}") from None
+        parity_s = time.perf_counter() - started
+        artifacts = {name: {"sha256": s.sha256, "size": s.size} for name, s in byproducts.items()}
 
-    _set_status(build, Build.SIGNING)
-    finished = djtz.now()
-    timings = {"build_ms": f"{build_s * 1000:.1f}", "verify_ms": f"{verify_s * 1000:.1f}"} | {
-        k: str(v) for k, v in result.metadata.get("timings", {}).items()}
-    predicate = _predicate(build, backend, device, result.metadata, host, finished, timings, runner)
-    statement = dsse.make_statement(f"engine-{build.id}.{build.backend}", stored.sha256, predicate)
-    signer = keys.get_signer("build")
-    envelope = dsse.sign_envelope(canonical_json(statement), signer.key_id, signer.sign)
-    manifest = json.dumps(envelope, sort_keys=True)
-    try:
-        with transaction.atomic():
-            engine = Engine.objects.create(
-                build=build, sha256=stored.sha256, size=stored.size, backend=backend.name,
-                backend_version=backend.version(), precision=build.precision, metadata=result.metadata,
-                manifest=manifest, manifest_sha256=hashlib.sha256(manifest.encode()).hexdigest(),
-                signing_key_id=signer.key_id,
-            )
-            Build.objects.filter(pk=build.pk).update(
-                status=Build.SUCCEEDED, finished_at=finished, timings=timings, log=result.log)
-            ledger.append(
-                "build.succeeded",
-                {"build_id": build.id, "engine_id": engine.id, "engine_sha256": engine.sha256,
-                 "engine_size": engine.size, "manifest_sha256": engine.manifest_sha256,
-                 "signing_key_id": signer.key_id, "timings": timings},
-                subject=f"build:{build.id}",
-            )
-    except BaseException:
-        if stored.created:
-            store.remove(stored.sha256)
-        raise
+        _advance(build, Build.VERIFYING, Build.SIGNING, parity=parity_record, parity_ok=parity_record["ok"],
+                 artifacts=artifacts)
+        finished = djtz.now()
+        timings = {"build_ms": f"{build_s * 1000:.1f}", "verify_ms": f"{verify_s * 1000:.1f}",
+                   "parity_ms": f"{parity_s * 1000:.1f}"} | {
+            f"backend_{k}": str(v) for k, v in result.metadata.get("timings", {}).items()}
+        predicate = _predicate(build, backend, device, result.metadata, host, finished, timings, runner,
+                               artifacts, parity_record, build_input)
+        statement = dsse.make_statement(f"engine-{build.id}.{build.backend}", spooled.sha256, predicate)
+        signer = keys.get_signer("build")
+        envelope = dsse.sign_envelope(canonical_json(statement), signer.key_id, signer.sign)
+        manifest = json.dumps(envelope, sort_keys=True)
+        backend_log = "\n".join(t for t in (result.log, capture.text()) if t)
+
+        created = []
+        try:
+            for item in [spooled, *byproducts.values()]:
+                stored = item.commit()
+                if stored.created:
+                    created.append(stored.sha256)
+            with transaction.atomic():
+                done = Build.objects.filter(pk=build.pk, status=Build.SIGNING).update(
+                    status=Build.SUCCEEDED, finished_at=finished, timings=timings, log=backend_log[-LOG_LIMIT:],
+                    heartbeat_at=finished)
+                if done != 1:
+                    raise BuildAborted(f"build {build.id} is no longer signing")
+                engine = Engine.objects.create(
+                    build=build, sha256=spooled.sha256, size=spooled.size, backend=backend.name,
+                    backend_version=backend.version(), precision=build.precision, metadata=result.metadata,
+                    manifest=manifest, manifest_sha256=hashlib.sha256(manifest.encode()).hexdigest(),
+                    signing_key_id=signer.key_id,
+                )
+                ledger.append(
+                    "build.succeeded",
+                    {"build_id": build.id, "engine_id": engine.id, "engine_sha256": engine.sha256,
+                     "engine_size": engine.size, "manifest_sha256": engine.manifest_sha256,
+                     "signing_key_id": signer.key_id, "timings": timings, "artifacts": artifacts,
+                     "parity_ok": parity_record["ok"]},
+                    subject=f"build:{build.id}",
+                )
+        except BaseException:
+            for sha256 in created:
+                store.remove(sha256)
+            raise
+    if spec.timing_cache_path and "timing.cache" in result.artifacts:
+        _save_timing_cache(spec.timing_cache_path, result.artifacts["timing.cache"])
+    if not parity_record["ok"]:
+        failing = sorted(n for n, o in parity_record["outputs"].items() if not o["ok"])
+        why = (f"is outside its parity tolerance on {', '.join(failing)}" if failing
+               else f"has no parity result: {parity_record.get('error', 'no outputs compared')}")
+        raise_alert("build.parity_failed", f"build {build.id} ({build.precision}) {why}",
+                    severity="warning", subject=f"build:{build.id}",
+                    details={"build_id": build.id, "engine_sha256": spooled.sha256, "outputs": parity_record["outputs"],
+                             "tolerance": parity_record["tolerance"]})
     build.refresh_from_db()
     return build
 
 
+def _raise(exc: Exception):
+    raise exc
+
+
+def _precision_flags(backend_name: str, precision: str, metadata: dict) -> list[str]:
+    if backend_name == "tensorrt":
+        return list(metadata.get("builder_flags", [])) + list(metadata.get("network_flags", []))
+    if precision == "int8":
+        return ["INT8_STATIC_QDQ" if metadata.get("quantization") == "static" else "INT8_DYNAMIC"]
+    return ["FP16"] if precision == "fp16" else []
+
+
 def _predicate(build: Build, backend, device: dict, metadata: dict, host: str, finished: datetime,
-               timings: dict, runner) -> dict:
+               timings: dict, runner, artifacts: dict, parity_record: dict, build_input: dict | None = None) -> dict:
     model = build.model
+    calibration = build.calibration
+    dependencies = [
+        {"uri": f"git+{build.repo}@{build.commit}", "digest": {"gitCommit": build.commit}},
+        {"name": "model.onnx", "digest": {"sha256": model.sha256}},
+    ]
+    if calibration is not None:
+        dependencies.append({"name": "calibration.npz", "digest": {"sha256": calibration.sha256}})
+    if build_input is not None:  # what the backend really built from, made from the model above
+        dependencies.append({"name": "engine-input.onnx", "digest": {"sha256": build_input["sha256"]},
+                             "annotations": {"derivedFrom": model.sha256, "how": build_input["note"]}})
+    cache_in = (metadata.get("timing_cache") or {}).get("input_sha256")
+    if cache_in:
+        dependencies.append({"name": "timing.cache (input)", "digest": {"sha256": cache_in}})
     return {
         "buildDefinition": {
             "buildType": dsse.BUILD_TYPE,
@@ -149,31 +330,95 @@ def _predicate(build: Build, backend, device: dict, metadata: dict, host: str, f
                 "model": {"name": model.name, "sha256": model.sha256, "repo": model.repo, "commit": model.commit},
                 "backend": build.backend,
                 "precision": build.precision,
+                "precision_flags": _precision_flags(backend.name, build.precision, metadata),
                 "profiles": build.profiles,
-                "options": {k: v for k, v in build.options.items() if k != "calibration_path"},
+                "options": {k: v for k, v in build.options.items() if k != "calibration_sha256"},
+                "calibration": {"sha256": calibration.sha256, "name": calibration.name,
+                                "sample_count": calibration.sample_count} if calibration else None,
                 "submitter": build.submitter,
                 "commit": build.commit,
                 "repo": build.repo,
             },
-            "internalParameters": {"backend_metadata": metadata},
-            "resolvedDependencies": [
-                {"uri": f"git+{build.repo}@{build.commit}", "digest": {"gitCommit": build.commit}},
-                {"name": "model.onnx", "digest": {"sha256": model.sha256}},
-            ],
+            "internalParameters": {
+                "backend_metadata": metadata,
+                "onnx_sha256": model.sha256,
+                "build_input_sha256": build_input["sha256"] if build_input else model.sha256,
+                "calibration_sha256": calibration.sha256 if calibration else None,
+                "timing_cache_sha256": (artifacts.get("timing.cache") or {}).get("sha256"),
+                "inspector_sha256": (artifacts.get("inspector.json") or {}).get("sha256"),
+            },
+            "resolvedDependencies": dependencies,
         },
         "runDetails": {
             "builder": {"id": f"traceledger-build-service/{host}",
                         "version": {backend.name: backend.version()}},
             "metadata": {
                 "invocationId": f"build-{build.id}",
-                "startedOn": _iso(build.started_at),
-                "finishedOn": _iso(finished),
+                "startedOn": iso(build.started_at),
+                "finishedOn": iso(finished),
             },
+            "byproducts": [{"name": name, "digest": {"sha256": a["sha256"]}, "size": a["size"]}
+                           for name, a in sorted(artifacts.items())],
             "device": device,
             "timings": timings,
             "engine_io": {
                 "inputs": {n: {"dtype": t, "shape": list(s)} for n, (t, s) in runner.inputs.items()},
                 "outputs": {n: {"dtype": t, "shape": list(s)} for n, (t, s) in runner.outputs.items()},
             },
+            "parity": parity_record,
         },
     }
+
+
+# -- timing cache ----------------------------------------------------------------------
+
+def timing_cache_path(backend: str, version: str, device: dict) -> str:
+    """One timing cache per backend version and device model, kept between builds."""
+    label = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{backend}-{version}-{device.get('name', 'device')}-"
+                                             f"{device.get('compute_capability', '')}")
+    return str(Path(settings.TRACELEDGER_HOME) / "timing-cache" / f"{label}.cache")
+
+
+def _save_timing_cache(path: str, data: bytes) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".incoming-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# -- log capture -------------------------------------------------------------------------
+
+class LogCapture(logging.Handler):
+    """Collect what libraries log (and warn) while a build runs, for Build.log."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("[%(levelname)s] %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.lines) < 2000 and not record.name.startswith("traceledger"):
+            try:
+                self.lines.append(self.format(record))
+            except Exception:
+                self.lines.append(f"[{record.levelname}] {record.name}: (unformattable message)")
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def __enter__(self) -> "LogCapture":
+        self._root = logging.getLogger()
+        self._root.addHandler(self)
+        logging.captureWarnings(True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        logging.captureWarnings(False)
+        self._root.removeHandler(self)

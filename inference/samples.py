@@ -99,3 +99,29 @@ def small_cnn_bytes(channels: int = 16, size: int = 64, seed: int = 3) -> bytes:
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+def deep_mlp_bytes(width: int = 64, layers: int = 300, seed: int = 5) -> bytes:
+    """x: float32 [batch, width] → y [batch, width] through `layers` MatMul+Relu blocks.
+    Small on disk but with many nodes, so that quantizing it takes real time: the
+    long-build case (a worker killed mid-build) and the build benchmark use it."""
+    rng = np.random.default_rng(seed)
+    scale = np.sqrt(2.0 / width)
+    inits, nodes, current = [], [], "x"
+    for i in range(layers):
+        weights = (rng.standard_normal((width, width)) * scale).astype(np.float32)
+        inits.append(numpy_helper.from_array(weights, f"w{i}"))
+        nodes += [helper.make_node("MatMul", [current, f"w{i}"], [f"m{i}"]),
+                  helper.make_node("Relu", [f"m{i}"], [f"r{i}"])]
+        current = f"r{i}"
+    nodes.append(helper.make_node("Identity", [current], ["y"]))
+    graph = helper.make_graph(
+        nodes, "deep_mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="traceledger-samples")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()

@@ -12,9 +12,8 @@ from django.utils import timezone
 from compliance import ledger
 from compliance.store import TooLarge, default_store
 from inference import onnx_model, specs
-from inference.backends import BackendUnavailable, get_backend
 
-from .models import Build, Deployment, Engine, ModelSource
+from .models import Build, CalibrationSet, Deployment, Engine, ModelSource
 
 
 class ActionError(ValueError):
@@ -93,36 +92,76 @@ def do_register_model(source: BinaryIO | bytes, *, name: str, repo: str, commit:
     return model, True
 
 
-def do_request_build(model: ModelSource, *, backend: str = "onnxruntime", precision: str = "fp32",
-                     profiles: dict | None = None, submitter: str, commit: str = "", repo: str = "",
-                     options: dict | None = None) -> Build:
-    """Validate a build request against the model and queue it on the gpu queue."""
-    profiles = profiles or {}
+def check_build_request(model: ModelSource, *, backend: str = "onnxruntime", precision: str = "fp32",
+                        profiles: dict | None = None, options: dict | None = None,
+                        calibration: CalibrationSet | None = None) -> None:
+    """Validate a build request against the model; ActionError (one line) otherwise."""
     try:
-        supported = get_backend(backend).supported_precisions() if backend in specs.BACKENDS else None
-    except BackendUnavailable:
-        supported = None  # validated by name only; the worker reports it unavailable
-    try:
-        specs.validate(model.inputs, backend=backend, precision=precision, profiles=profiles,
-                       supported_precisions=supported)
+        specs.validate(model.inputs, backend=backend, precision=precision, profiles=profiles or {},
+                       options=options or {}, calibration_inputs=calibration.inputs if calibration else None)
     except specs.SpecError as exc:
         raise ActionError(str(exc)) from None
+
+
+def do_request_build(model: ModelSource, *, backend: str = "onnxruntime", precision: str = "fp32",
+                     profiles: dict | None = None, submitter: str, commit: str = "", repo: str = "",
+                     options: dict | None = None, calibration: CalibrationSet | None = None) -> Build:
+    """Validate a build request against the model and queue it on the gpu queue.
+    A calibration set makes an INT8 build static and gives the parity check its inputs."""
+    profiles = profiles or {}
+    options = dict(options or {})
+    if calibration is None and options.get("calibration_sha256"):
+        calibration = CalibrationSet.objects.filter(model=model, sha256=str(options["calibration_sha256"])).first()
+        if calibration is None:
+            raise ActionError(f"calibration set {options['calibration_sha256']!r} is not registered for model {model.id}")
+    options.pop("calibration_sha256", None)
+    check_build_request(model, backend=backend, precision=precision, profiles=profiles, options=options,
+                        calibration=calibration)
+    if calibration is not None:
+        options["calibration_sha256"] = calibration.sha256
     commit = (commit or model.commit).lower()
+    if len(commit) > 64 or not all(c in "0123456789abcdef" for c in commit):
+        raise ActionError(f"commit {commit!r} is not a git commit hash")
     with transaction.atomic():
         build = Build.objects.create(
-            model=model, backend=backend, precision=precision,
-            profiles={n: p.to_dict() for n, p in profiles.items()}, options=options or {},
+            model=model, backend=backend, precision=precision, calibration=calibration,
+            profiles={n: p.to_dict() for n, p in profiles.items()}, options=options,
             submitter=submitter, commit=commit, repo=repo or model.repo,
         )
         entry = ledger.append(
             "build.requested",
             {"build_id": build.id, "model_sha256": model.sha256, "backend": backend, "precision": precision,
              "profiles": build.profiles, "options": build.options, "submitter": submitter,
-             "commit": commit, "repo": build.repo},
+             "commit": commit, "repo": build.repo,
+             "calibration_sha256": calibration.sha256 if calibration else None},
             subject=f"build:{build.id}", actor=submitter,
         )
         Build.objects.filter(pk=build.pk).update(ledger_index=entry.index)
+        build.ledger_index = entry.index
         transaction.on_commit(lambda: _enqueue(build.id))
+    return build
+
+
+def do_cancel_build(build: Build, *, acting_user: str, reason: str = "") -> Build:
+    """Cancel a build that is still queued; a build a worker has claimed runs to its end
+    (or is failed by the reaper)."""
+    with transaction.atomic():
+        cancelled = Build.objects.filter(pk=build.pk, status=Build.QUEUED).update(
+            status=Build.CANCELLED, finished_at=timezone.now(), error=f"cancelled by {acting_user}"[:1000])
+        if not cancelled:
+            build.refresh_from_db()
+            raise ActionError(f"build {build.id} is {build.status}: only a queued build can be cancelled")
+        ledger.append("build.cancelled", {"build_id": build.id, "reason": reason[:500], "cancelled_by": acting_user},
+                      subject=f"build:{build.id}", actor=acting_user)
+    build.refresh_from_db()
+    return build
+
+
+def get_build(ref) -> Build:
+    ref = str(ref).strip()
+    build = Build.objects.filter(pk=int(ref)).first() if ref.isdigit() else None
+    if build is None:
+        raise ActionError(f"unknown build {ref!r}: give a build id")
     return build
 
 

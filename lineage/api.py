@@ -21,6 +21,7 @@ from inference.loader import EngineRefused
 from inference.runtime import AuditedService
 
 from . import actions
+from . import calibration as calibration_api
 from .models import Build, Deployment, Engine, EngineLoad, ModelSource, Prediction
 from .trace import trace
 
@@ -92,9 +93,14 @@ class BuildList(APIView):
             if not isinstance(shapes, list) or not all(isinstance(s, str) for s in shapes):
                 raise ApiError("shapes must be a list of NAME=MIN:OPT:MAX strings")
             profiles = dict(specs.parse_profile(s) for s in shapes)
+            options = data.get("options") or {}
+            if not isinstance(options, dict):
+                raise ApiError("options must be an object")
+            calibration = calibration_api.get_calibration(data["calibration"], model) if data.get("calibration") else None
             build = actions.do_request_build(
                 model, backend=str(data.get("backend", "onnxruntime")), precision=str(data.get("precision", "fp32")),
                 profiles=profiles, submitter=actor_name(request.user), commit=str(data.get("commit", "")),
+                options=options, calibration=calibration,
             )
         except (actions.ActionError, specs.SpecError) as exc:
             raise ApiError(str(exc)) from None
@@ -123,6 +129,54 @@ class EngineList(APIView):
     def get(self, request):
         """List engines, newest first."""
         return Response(_page(Engine.objects.all(), request))
+
+
+class BuildCancel(APIView):
+    parser_classes = [JSONParser]
+
+    def post(self, request, pk):
+        """Cancel a queued build: {"reason": "..."}; 409 once it has started."""
+        build = Build.objects.filter(pk=pk).first()
+        if build is None:
+            raise ApiError(f"no build {pk}", 404)
+        reason = request.data.get("reason", "") if isinstance(request.data, dict) else ""
+        try:
+            build = actions.do_cancel_build(build, acting_user=actor_name(request.user), reason=str(reason))
+        except actions.ActionError as exc:
+            raise ApiError(str(exc), status.HTTP_409_CONFLICT) from None
+        return Response(build.to_dict())
+
+
+class CalibrationList(APIView):
+    """A model's calibration sets; POST uploads one (multipart field 'file', an .npz)."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    def _model(self, ref):
+        try:
+            return actions.get_model(ref)
+        except actions.ActionError as exc:
+            raise ApiError(str(exc), 404) from None
+
+    def get(self, request, ref):
+        """A model's calibration sets, newest first."""
+        model = self._model(ref)
+        return Response(_page(model.calibration_sets.all(), request))
+
+    def post(self, request, ref):
+        """Upload a calibration set (.npz of named input arrays, first axis = samples)."""
+        model = self._model(ref)
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ApiError("file is required (multipart field 'file' with the .npz calibration set)")
+        try:
+            calibration, created = calibration_api.do_register_calibration(
+                upload, model=model, name=request.data.get("name") or upload.name.rsplit(".", 1)[0],
+                registered_by=actor_name(request.user))
+        except actions.ActionError as exc:
+            raise ApiError(str(exc)) from None
+        return Response(calibration.to_dict() | {"created": created},
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class EngineDetail(APIView):

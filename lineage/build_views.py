@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import tempfile
 
 from django.contrib import messages
 from django.db.models import Count, Q
@@ -14,7 +12,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from compliance.optional import optional_function
 from compliance.paging import CursorError, keyset_page, parse_limit
 from compliance.roles import READ_ROLES, WRITE_ROLES, actor_name, role_required
 from compliance.store import default_store
@@ -23,6 +20,7 @@ from inference.backends.base import PRECISIONS
 from inference.loader import verify_manifest
 
 from . import actions, charts
+from .calibration import do_register_calibration
 from .forms import BuildRequestForm, DeployForm
 from .models import Build, Deployment, Engine, EngineLoad
 
@@ -126,14 +124,6 @@ def build_status(request, pk):
     return JsonResponse(build_status_dict(build))
 
 
-def _save_upload(upload) -> str:
-    fd, path = tempfile.mkstemp(suffix=os.path.splitext(upload.name)[1] or ".bin")
-    with os.fdopen(fd, "wb") as f:
-        for chunk in upload.chunks():
-            f.write(chunk)
-    return path
-
-
 @role_required(*WRITE_ROLES)
 @require_http_methods(["GET", "POST"])
 def build_new(request):
@@ -148,17 +138,14 @@ def build_new(request):
                 model, _ = actions.do_register_model(
                     upload, name=data["name"] or upload.name.rsplit(".", 1)[0], repo=data["repo"],
                     commit=data["commit"], registered_by=actor)
-            options = {}
+            calibration = None
             if data.get("calibration"):
-                register = optional_function("lineage.calibration", "register_calibration_file")
-                path = _save_upload(data["calibration"])
-                try:
-                    options["calibration_sha256"] = register(path, model).sha256
-                finally:
-                    os.unlink(path)
+                upload = data["calibration"]
+                calibration, _ = do_register_calibration(upload, model=model, name=upload.name.rsplit(".", 1)[0],
+                                                         registered_by=actor)
             build = actions.do_request_build(model, backend=data["backend"], precision=data["precision"],
                                              profiles=data["shapes"], submitter=actor,
-                                             commit=data["commit"] or model.commit, options=options)
+                                             commit=data["commit"] or model.commit, calibration=calibration)
         except (actions.ActionError, ValueError) as exc:
             form.add_error(None, str(exc))
         else:

@@ -8,16 +8,11 @@ import tempfile
 from django import forms
 from django.conf import settings
 
-from compliance.optional import optional_function
 from inference import onnx_model, specs
 from inference.backends import BACKENDS
 from inference.backends.base import PRECISIONS
 
 from .models import Build, Engine, ModelSource
-
-
-def calibration_supported() -> bool:
-    return optional_function("lineage.calibration", "register_calibration_file") is not None
 
 
 def parse_shapes(text: str) -> dict:
@@ -79,8 +74,6 @@ class BuildRequestForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if not calibration_supported():
-            del self.fields["calibration"]
 
     def clean_shapes(self):
         return parse_shapes(self.cleaned_data.get("shapes", ""))

@@ -60,13 +60,52 @@ class ModelSource(models.Model):
         }
 
 
+class CalibrationSet(models.Model):
+    """An .npz of named input arrays (axis 0 = samples) for INT8 static quantization and
+    parity checks, stored content-addressed and validated against one model's inputs."""
+
+    model = models.ForeignKey(ModelSource, on_delete=models.PROTECT, related_name="calibration_sets")
+    name = models.CharField(max_length=200)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size = models.BigIntegerField()
+    sample_count = models.IntegerField()
+    inputs = models.JSONField(default=dict, help_text="input name -> {dtype, shape}")
+    registered_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ledger_index = models.BigIntegerField(null=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["model", "sha256"], name="one_calibration_per_model_and_digest")]
+
+    def __str__(self) -> str:
+        return f"calibration {self.name} ({self.sha256[:12]}, {self.sample_count} samples)"
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "model_id": self.model_id,
+            "name": self.name,
+            "sha256": self.sha256,
+            "size": self.size,
+            "sample_count": self.sample_count,
+            "inputs": self.inputs,
+            "registered_by": self.registered_by,
+            "created_at": self.created_at.isoformat(),
+            "ledger_index": self.ledger_index,
+        }
+
+
 class Build(models.Model):
     QUEUED, BUILDING, VERIFYING, SIGNING = "queued", "building", "verifying", "signing"
     SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
     STATUSES = [(s, s) for s in (QUEUED, BUILDING, VERIFYING, SIGNING, SUCCEEDED, FAILED, CANCELLED)]
     FINAL = (SUCCEEDED, FAILED, CANCELLED)
+    ACTIVE = (BUILDING, VERIFYING, SIGNING)
 
     model = models.ForeignKey(ModelSource, on_delete=models.PROTECT, related_name="builds")
+    calibration = models.ForeignKey(CalibrationSet, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="builds")
     backend = models.CharField(max_length=32)
     precision = models.CharField(max_length=8)
     profiles = models.JSONField(default=dict)
@@ -85,6 +124,13 @@ class Build(models.Model):
     timings = models.JSONField(default=dict)
     error = models.TextField(blank=True)
     log = models.TextField(blank=True)
+    # Refreshed by the worker while it builds; the reaper fails builds whose worker went quiet.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Parity against the ONNX model in FP32: per-output max abs/rel error (decimal strings).
+    parity = models.JSONField(default=dict)
+    parity_ok = models.BooleanField(null=True, help_text="False: outside the tolerance for its precision (flagged)")
+    # Byproducts kept in the store (inspector JSON, timing cache): name -> {sha256, size}.
+    artifacts = models.JSONField(default=dict)
     ledger_index = models.BigIntegerField(null=True)
 
     class Meta:
@@ -113,6 +159,11 @@ class Build(models.Model):
             "backend_version": self.backend_version,
             "timings": self.timings,
             "error": self.error,
+            "options": self.options,
+            "calibration_sha256": self.options.get("calibration_sha256"),
+            "parity": self.parity,
+            "parity_ok": self.parity_ok,
+            "artifacts": self.artifacts,
             "engine_id": engine.id if engine else None,
             "engine_sha256": engine.sha256 if engine else None,
         }
@@ -136,6 +187,9 @@ class Engine(models.Model):
     signing_key_id = models.CharField(max_length=64)
     usable = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Last periodic re-verification (re-hash + signature): when, and its verdict.
+    reverified_at = models.DateTimeField(null=True, blank=True)
+    reverify_verdict = models.CharField(max_length=20, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -156,6 +210,8 @@ class Engine(models.Model):
             "signing_key_id": self.signing_key_id,
             "usable": self.usable,
             "created_at": self.created_at.isoformat(),
+            "reverified_at": self.reverified_at.isoformat() if self.reverified_at else None,
+            "reverify_verdict": self.reverify_verdict,
         }
 
 

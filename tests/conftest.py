@@ -114,8 +114,9 @@ def worker_env() -> dict:
 
 
 class Worker:
-    def __init__(self, queues: str = "gpu,default"):
+    def __init__(self, queues: str = "gpu,default", env: dict | None = None):
         self.queues = queues
+        self.env = env or {}
         self.proc: subprocess.Popen | None = None
         self.log_path = Path(settings.TRACELEDGER_HOME) / f"worker-{time.time_ns()}.log"
 
@@ -125,7 +126,7 @@ class Worker:
             [sys.executable, "-m", "celery", "-A", "compliance", "worker", "-Q", self.queues, "-c", "1",
              "--prefetch-multiplier", "1", "-l", "info", "--without-gossip", "--without-mingle",
              "--without-heartbeat", "-n", f"test-{os.getpid()}-{time.time_ns()}@%h"],
-            cwd=ROOT, env=worker_env(), stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT, env=worker_env() | self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while b"ready." not in self.log_path.read_bytes():
@@ -153,6 +154,21 @@ class Worker:
 def worker(transactional_db):
     """A real Celery worker process on Redis when REDIS_URL is set; on the embedded
     default, tasks run in-process and no worker is needed."""
+    if not settings.REDIS_URL:
+        yield None
+        return
+    import redis
+
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    w = Worker().start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture(scope="module")
+def module_worker(django_db_setup):
+    """One real Celery worker for a whole test module (starting one costs seconds); a
+    module opts in by defining `worker` as `module_worker` + transactional_db."""
     if not settings.REDIS_URL:
         yield None
         return

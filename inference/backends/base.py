@@ -43,6 +43,9 @@ class BuildSpec:
     workspace_bytes: int = 1 << 30
     timing_cache_path: str | None = None
     options: dict = field(default_factory=dict)
+    # Scratch space for intermediate files; inside the store's tmp/ so that what a
+    # killed build leaves behind is swept with it.
+    work_dir: str | None = None
 
 
 @dataclass

@@ -8,6 +8,7 @@ optimized ONNX model that ORT loads without re-optimizing.
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import tempfile
@@ -116,7 +117,7 @@ class OnnxRuntimeBackend:
             raise BuildError(f"onnxruntime backend does not support precision {spec.precision!r}")
         log: list[str] = []
         timings: dict[str, str] = {}
-        with tempfile.TemporaryDirectory(prefix="ort-build-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="ort-build-", dir=spec.work_dir) as tmp:
             source = onnx_path
             started = time.perf_counter()
             if spec.precision == "fp16":
@@ -137,6 +138,7 @@ class OnnxRuntimeBackend:
             timings["optimize_ms"] = _ms(time.perf_counter() - started)
             engine = Path(optimized).read_bytes()
         log.append(f"optimized with {OPT_LEVEL_NAME} on {', '.join(_providers())}: {len(engine)} bytes")
+        inspector = self.inspect(engine)
         metadata = {
             "backend": self.name,
             "backend_version": self.version(),
@@ -148,7 +150,31 @@ class OnnxRuntimeBackend:
         }
         if spec.precision == "int8":
             metadata["quantization"] = "static" if spec.calibration_path else "dynamic"
-        return BuildResult(engine=engine, metadata=metadata, log="\n".join(log))
+            metadata["quantization_format"] = "QDQ, symmetric" if spec.calibration_path else "QOperator"
+            metadata["weight_type"] = "QInt8"
+            if spec.calibration_path:
+                metadata["calibration_method"] = "MinMax"
+        elif spec.precision == "fp16":
+            metadata["fp16_conversion"] = "onnxconverter_common.float16, keep_io_types"
+        return BuildResult(engine=engine, metadata=metadata, log="\n".join(log),
+                           artifacts={"inspector.json": inspector})
+
+    def inspect(self, engine: bytes) -> bytes:
+        """The engine's layer information, like TensorRT's IEngineInspector: every node of
+        the optimized graph (name, op type, domain, inputs, outputs) as canonical JSON."""
+        model = onnx.ModelProto.FromString(engine)
+        layers = [{"name": n.name, "op_type": n.op_type, "domain": n.domain or "ai.onnx",
+                   "inputs": list(n.input), "outputs": list(n.output)} for n in model.graph.node]
+        info = {
+            "format": "traceledger/onnxruntime-layers/v1",
+            "backend_version": self.version(),
+            "optimization_level": OPT_LEVEL_NAME,
+            "execution_providers": _providers(),
+            "opsets": {o.domain or "ai.onnx": int(o.version) for o in model.opset_import},
+            "initializers": len(model.graph.initializer),
+            "layers": layers,
+        }
+        return json.dumps(info, sort_keys=True, separators=(",", ":")).encode()
 
     def _to_fp16(self, onnx_path: str, tmp: str, log: list[str]) -> str:
         from onnxconverter_common import float16

@@ -2,7 +2,7 @@ import time
 
 from compliance.cli import ContractCommand
 from inference.specs import parse_profile
-from lineage.actions import do_request_build, get_model
+from lineage.actions import check_build_request, do_request_build, get_model
 from lineage.management.commands.register_model import ci_commit, ci_user
 from lineage.models import Build
 
@@ -14,7 +14,8 @@ class Command(ContractCommand):
         parser.add_argument("--model", required=True, help="model id or sha256")
         parser.add_argument("--backend", default="onnxruntime")
         parser.add_argument("--precision", default="fp32")
-        parser.add_argument("--calibration", default="", help=".npz calibration set (int8)")
+        parser.add_argument("--calibration", default="",
+                            help=".npz of named input arrays: INT8 static quantization and parity inputs")
         parser.add_argument("--shape", action="append", default=[], help="NAME=MIN:OPT:MAX")
         parser.add_argument("--commit", default="")
         parser.add_argument("--user", default="")
@@ -24,14 +25,16 @@ class Command(ContractCommand):
     def run(self, **o):
         model = get_model(o["model"])
         profiles = dict(parse_profile(p) for p in o["shape"])
-        options = {}
+        submitter = o["user"] or ci_user()
+        # Refuse a bad spec before the calibration set is stored.
+        check_build_request(model, backend=o["backend"], precision=o["precision"], profiles=profiles)
+        calibration = None
         if o["calibration"]:
             from lineage.calibration import register_calibration_file
 
-            options["calibration_sha256"] = register_calibration_file(o["calibration"], model).sha256
+            calibration = register_calibration_file(o["calibration"], model, registered_by=submitter)
         build = do_request_build(model, backend=o["backend"], precision=o["precision"], profiles=profiles,
-                                 submitter=o["user"] or ci_user(), commit=o["commit"] or ci_commit(),
-                                 options=options)
+                                 submitter=submitter, commit=o["commit"] or ci_commit(), calibration=calibration)
         if o["wait"]:
             deadline = time.monotonic() + o["timeout"]
             while True:
@@ -41,10 +44,15 @@ class Command(ContractCommand):
                 time.sleep(0.2)
         engine = getattr(build, "engine", None) if build.status == Build.SUCCEEDED else None
         data = {"build_id": build.id, "status": build.status, "engine_id": engine.id if engine else None,
-                "engine_sha256": engine.sha256 if engine else None, "error": build.error or None}
+                "engine_sha256": engine.sha256 if engine else None, "error": build.error or None,
+                "submitter": build.submitter, "commit": build.commit,
+                "calibration_sha256": calibration.sha256 if calibration else None,
+                "parity_ok": build.parity_ok}
         summary = f"build {build.id}: {build.status}"
         if engine:
             summary += f"; engine {engine.id} sha256 {engine.sha256}"
+            if build.parity_ok is False:
+                summary += "; FLAGGED: outside its parity tolerance"
         if build.error:
             summary += f"; {build.error}"
         if o["wait"] and build.status != Build.SUCCEEDED:
