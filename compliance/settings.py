@@ -242,7 +242,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": 10,
     "unacked_restore_throttle": 1,
 }
-CELERY_BEAT_SCHEDULE = {
-    "reverify-engines": {"task": "inference.tasks.reverify_engines", "schedule": TRACELEDGER_REVERIFY_INTERVAL_S},
-    "reap-builds": {"task": "inference.tasks.reap_builds", "schedule": 60},
+CELERY_BEAT_SCHEDULE |= {
+    "reverify-engines": {"task": "inference.tasks.reverify_engines", "schedule": float(TRACELEDGER_REVERIFY_INTERVAL_S)},
+    "reap-builds": {"task": "inference.tasks.reap_builds", "schedule": 60.0},
 }

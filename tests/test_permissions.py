@@ -42,6 +42,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/overview/", R), ("GET", "/api/v1/models/", R), ("POST", "/api/v1/models/", W),
     ("GET", "/api/v1/models/{model}/", R), ("GET", "/api/v1/lineage/{model}/", R),
     ("GET", "/api/v1/builds/", R), ("POST", "/api/v1/builds/", W), ("GET", "/api/v1/builds/{build}/", R),
+    ("GET", "/api/v1/models/{model}/calibrations/", R), ("POST", "/api/v1/models/{model}/calibrations/", W),
     ("GET", "/api/v1/engines/", R), ("GET", "/api/v1/engines/{engine}/", R), ("GET", "/api/v1/loads/", R),
     ("GET", "/api/v1/deployments/", R), ("POST", "/api/v1/deployments/", W),
     ("POST", "/api/v1/services/{service}/predict/", W),
@@ -61,6 +62,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/notification-rules/{rule}/", A), ("PUT", "/api/v1/notification-rules/{rule}/", A),
     ("GET", "/api/v1/keys/", R),
     # last: they remove what the routes above use
+    ("POST", "/api/v1/builds/{build}/cancel/", W),
     ("POST", "/settings/notifications/{rule}/delete/", A), ("DELETE", "/api/v1/notification-rules/{rule2}/", A),
 ]
 
