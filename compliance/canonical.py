@@ -2,10 +2,23 @@
 
 Floats are refused: their text form is not stable across languages, so signed
 payloads carry them as decimal strings instead (see `decimal_str`).
+
+Ledger entries are written at ingest rates of tens of thousands per second, and the
+reference serializer costs tens of microseconds per entry.  For the values ledger
+payloads are made of (dicts with ASCII keys, lists, str, bool, None and ints within
+±(2**53 - 1)) the standard library's C encoder with sorted keys and no whitespace
+produces exactly the RFC 8785 bytes: ASCII keys sort the same by code point as by
+UTF-16 unit, and both escape the same characters the same way.  Anything else takes
+the reference path (tests/compliance/test_canonical.py checks both agree).
 """
 from __future__ import annotations
 
+import json
+
 import rfc8785
+
+_INT_LIMIT = 2**53 - 1
+_FAST = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class FloatInSignedPayload(TypeError):
@@ -25,8 +38,33 @@ def _check(value, path: str = "$") -> None:
             _check(item, f"{path}[{i}]")
 
 
+def _plain(value) -> bool:
+    """True when the standard encoder yields the canonical bytes for `value`."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -_INT_LIMIT <= value <= _INT_LIMIT
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii() or not _plain(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        for item in value:
+            if not _plain(item):
+                return False
+        return True
+    return False
+
+
 def canonical_json(value) -> bytes:
     """RFC 8785 bytes of `value` (dicts, lists, str, int, bool, None only)."""
+    if _plain(value):
+        try:
+            return _FAST.encode(value).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the reference path raises its own error
     _check(value)
     return rfc8785.dumps(value)
 

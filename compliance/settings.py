@@ -36,6 +36,13 @@ TRACELEDGER_HOME.mkdir(parents=True, exist_ok=True)
 TRACELEDGER_LOG_ORIGIN = os.environ.get("TRACELEDGER_LOG_ORIGIN", "traceledger.local/ledger")
 # Largest ONNX upload or calibration set accepted, in bytes.
 TRACELEDGER_MAX_UPLOAD_BYTES = envint("TRACELEDGER_MAX_UPLOAD_BYTES", str(512 * 1024 * 1024))
+# Provenance recorder (inference/recorder.py): records per spool write and per database
+# transaction, longest wait in memory before spooling, records in memory before callers
+# wait; and the most records one ingestion API request may carry.
+TRACELEDGER_PROVENANCE_BATCH = envint("TRACELEDGER_PROVENANCE_BATCH", "5000")
+TRACELEDGER_PROVENANCE_INTERVAL_MS = envint("TRACELEDGER_PROVENANCE_INTERVAL_MS", "50")
+TRACELEDGER_PROVENANCE_BUFFER_MAX = envint("TRACELEDGER_PROVENANCE_BUFFER_MAX", "100000")
+TRACELEDGER_INGEST_MAX_BATCH = envint("TRACELEDGER_INGEST_MAX_BATCH", "5000")
 # Generate missing signing keys on first use (embedded default). Production mounts them.
 TRACELEDGER_GENERATE_KEYS = envbool("TRACELEDGER_GENERATE_KEYS", "True")
 
