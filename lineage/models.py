@@ -213,6 +213,9 @@ class EngineLoad(models.Model):
     verdict = models.CharField(max_length=20, choices=VERDICTS, db_index=True)
     detail = models.CharField(max_length=500, blank=True)
     host = models.CharField(max_length=200, blank=True)
+    # Set by runtimes that report their loads through the API, so a retried report is
+    # recorded once.
+    attempt_id = models.UUIDField(null=True, blank=True, unique=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     ledger_index = models.BigIntegerField(null=True)
 
@@ -222,6 +225,21 @@ class EngineLoad(models.Model):
     @property
     def ok(self) -> bool:
         return self.verdict == self.VERIFIED
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "attempt_id": str(self.attempt_id) if self.attempt_id else None,
+            "service": self.service,
+            "deployment_id": self.deployment_id,
+            "verdict": self.verdict,
+            "expected_sha256": self.expected_sha256,
+            "actual_sha256": self.actual_sha256,
+            "detail": self.detail,
+            "host": self.host,
+            "created_at": self.created_at.isoformat(),
+            "ledger_index": self.ledger_index,
+        }
 
 
 class Prediction(models.Model):
@@ -240,6 +258,9 @@ class Prediction(models.Model):
     class Meta:
         ordering = ["-timestamp"]
         indexes = [models.Index(fields=["deployment", "timestamp"])]
+
+    def to_dict(self) -> dict:
+        return self.ledger_payload() | {"latency_us": self.latency_us, "ledger_index": self.ledger_index}
 
     def ledger_payload(self) -> dict:
         return {
