@@ -116,14 +116,22 @@ class FeedChecker:
         if type(feeds) is dict and len(feeds) == self._count:
             for name, dtype, ndim, fixed, static in self._expected:
                 array = feeds.get(name)
-                if type(array) is not np.ndarray or array.dtype != dtype or not array.flags.c_contiguous:
+                if type(array) is not np.ndarray or not (array.dtype is dtype or array.dtype == dtype) \
+                        or not array.flags.c_contiguous:
                     break
                 shape = array.shape
                 if fixed is not None:
                     if shape != fixed:
                         break
-                elif len(shape) != ndim or any(shape[axis] != d for axis, d in static):
+                elif len(shape) != ndim or not _dims_match(shape, static):
                     break
             else:
                 return feeds
         return check_feeds(self.spec, feeds)
+
+
+def _dims_match(shape: tuple, static: tuple) -> bool:
+    for axis, size in static:
+        if shape[axis] != size:
+            return False
+    return True

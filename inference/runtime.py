@@ -32,6 +32,8 @@ class AuditedService:
         self._check = onnx_model.FeedChecker(loaded.model_inputs)
         self._run = loaded.runner.run
         self._stamp = Stamper(loaded.deployment.id, loaded.deployment.service, loaded.engine.sha256)
+        self._commit = self._stamp.commit
+        self._finish = self._stamp.finish
         self._record = self.recorder.record
 
     @classmethod
@@ -42,9 +44,10 @@ class AuditedService:
 
     def predict(self, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict]:
         feeds = self._check(feeds)
+        random, input_digest = self._commit(feeds)
         started = time.perf_counter_ns()
         outputs = self._run(feeds)
         latency_us = (time.perf_counter_ns() - started) // 1000
-        record, meta = self._stamp(feeds, outputs, latency_us)
+        record, meta = self._finish(random, input_digest, outputs, latency_us)
         self._record(record)
         return outputs, meta

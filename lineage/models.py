@@ -247,7 +247,9 @@ class Prediction(models.Model):
     kept in PredictionSalt, outside the ledger, so it can be erased."""
 
     inference_id = models.UUIDField(primary_key=True)
-    deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="predictions")
+    # no index of its own: the (deployment, timestamp) index serves lookups by
+    # deployment, and every index is paid for on each of millions of inserts
+    deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="predictions", db_index=False)
     engine_sha256 = models.CharField(max_length=64)
     timestamp = models.DateTimeField(db_index=True)
     input_digest = models.CharField(max_length=64, db_index=True)
