@@ -234,3 +234,25 @@ def test_it_keeps_every_acknowledged_prediction_when_killed_mid_batch(credit_onn
     assert not missing, f"{len(missing)} acknowledged predictions lost"
     assert_ledger_matches(set(acknowledged))
     assert not list(spool.glob("slot-*/*.seg"))
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db(transaction=True)
+def test_it_replays_a_spool_left_by_a_server_that_is_gone(credit_onnx, tmp_path, capsys):
+    from django.core.management import call_command
+
+    from inference.spool import Spool
+    from tests.inference.conftest import deploy_model
+
+    deployment = deploy_model(credit_onnx, "credit")
+    records = fake_records(deployment, 700)
+    left = Spool(tmp_path)  # what a killed server process left behind
+    left.append([r.encode() for r in records[:400]])
+    left.append([r.encode() for r in records[400:]])
+    left.close()
+    write_records(records[:100])  # some of it had reached the database before the crash
+    call_command("replay_spool", "--dir", str(tmp_path), "--json")
+    assert json.loads(capsys.readouterr().out)["delivered"] == 700
+    assert Prediction.objects.count() == 700
+    assert_ledger_matches({r.id for r in records})
+    assert not list(tmp_path.glob("slot-*/*.seg"))

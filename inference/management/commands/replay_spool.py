@@ -20,13 +20,15 @@ class Command(ContractCommand):
             raise ValueError(f"no spool directory at {base}")
         delivered = 0
         slots = 0
-        while any(p.glob("*.seg") for p in base.glob("slot-*")):
-            recorder = BufferedRecorder(base, name="replay")
-            if not list(recorder.spool.dir.glob("*.seg")):
-                recorder.close(timeout=0)
+        while True:
+            pending = {p.parent for p in base.glob("slot-*/*.seg")}
+            if not pending:
+                break
+            recorder = BufferedRecorder(base, name="replay")  # takes a free slot with records first
+            complete = recorder.close(timeout=o["timeout"])
+            if recorder.spool.dir not in pending:
                 raise ValueError(f"the remaining spool slots under {base} are held by running processes")
             slots += 1
-            complete = recorder.close(timeout=o["timeout"])
             delivered += recorder.delivered
             if not complete:
                 raise RuntimeError(f"the database did not take every record within {o['timeout']:.0f}s: "
