@@ -37,6 +37,7 @@ KINDS = {
     "engine.load_refused",
     "engine.reverified",
     "prediction.recorded",
+    "prediction.salt_erased",
     "alert.raised",
     "alert.acknowledged",
     "key.registered",
@@ -123,6 +124,17 @@ def append_many(events: list[Event]) -> list[LedgerEntry]:
         tree.store_leaves(start, [bytes.fromhex(e.leaf_hash) for e in entries])
         LedgerHead.objects.filter(pk=1).update(size=start + len(entries))
     return entries
+
+
+
+
+def hold_head() -> None:
+    """Lock the head row for the rest of the enclosing transaction, as append_many
+    does, so that a check-then-append (e.g. skip ids already recorded, then append
+    the rest) cannot interleave with another appender."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("hold_head() must run inside transaction.atomic()")
+    LedgerHead.objects.select_for_update().get_or_create(pk=1)
 
 
 def size() -> int:

@@ -39,6 +39,13 @@ TRACELEDGER_MAX_UPLOAD_BYTES = envint("TRACELEDGER_MAX_UPLOAD_BYTES", str(512 * 
 # Days a prediction's input salt is kept (the ledger itself is never pruned). EU AI Act
 # Art. 19 and 26(6): logs are kept at least six months; production refuses less.
 TRACELEDGER_RETENTION_DAYS = envint("TRACELEDGER_RETENTION_DAYS", "190")
+# Provenance recorder (inference/recorder.py): records per spool write and per database
+# transaction, longest wait in memory before spooling, records in memory before callers
+# wait; and the most records one ingestion API request may carry.
+TRACELEDGER_PROVENANCE_BATCH = envint("TRACELEDGER_PROVENANCE_BATCH", "5000")
+TRACELEDGER_PROVENANCE_INTERVAL_MS = envint("TRACELEDGER_PROVENANCE_INTERVAL_MS", "50")
+TRACELEDGER_PROVENANCE_BUFFER_MAX = envint("TRACELEDGER_PROVENANCE_BUFFER_MAX", "100000")
+TRACELEDGER_INGEST_MAX_BATCH = envint("TRACELEDGER_INGEST_MAX_BATCH", "5000")
 # Generate missing signing keys on first use (embedded default). Production mounts them.
 TRACELEDGER_GENERATE_KEYS = envbool("TRACELEDGER_GENERATE_KEYS", "True")
 

@@ -14,5 +14,6 @@ urlpatterns = [
     path("reports/service/", report_views.report_export_service, name="report-export-service"),
     path("", include("lineage.urls")),
     path("", include("compliance.web_urls")),
+    path("", include("inference.urls")),
 ]
 

@@ -25,20 +25,49 @@ SALT_BYTES = 32
 
 
 def _le(array: np.ndarray) -> np.ndarray:
+    """Little-endian, C-contiguous, same shape (a 0-d tensor stays 0-d)."""
     if array.dtype.byteorder == ">" or (array.dtype.byteorder == "=" and not np.little_endian):
         array = array.astype(array.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(array)
+    if not array.flags.c_contiguous:
+        array = array.copy(order="C")
+    return array
+
+
+# The header of a tensor (name, dtype, shape, size) depends only on those three, and a
+# service sees few distinct ones: cache it, bounded, so the hot path hashes bytes only.
+# Keys are made only from arrays already in canonical form (little-endian dtype), so
+# a cache hit also says the dtype needs no conversion.
+_headers: dict[tuple, bytes] = {}
+_MAX_HEADERS = 4096
+
+
+def _header(name: str, array: np.ndarray) -> bytes:
+    name_b = name.encode()
+    dtype_b = array.dtype.str.replace("|", "<").encode()
+    header = (struct.pack("<I", len(name_b)) + name_b + struct.pack("<I", len(dtype_b)) + dtype_b
+              + struct.pack(f"<I{array.ndim}Q", array.ndim, *array.shape) + struct.pack("<Q", array.nbytes))
+    if len(_headers) >= _MAX_HEADERS:
+        _headers.clear()
+    _headers[name, array.dtype, array.shape] = header
+    return header
 
 
 def update_with_tensors(h, tensors: dict[str, np.ndarray]) -> None:
     for name in sorted(tensors):
-        array = _le(np.asarray(tensors[name]))
-        name_b = name.encode()
-        dtype_b = array.dtype.str.replace("|", "<").encode()
-        h.update(struct.pack("<I", len(name_b)) + name_b + struct.pack("<I", len(dtype_b)) + dtype_b)
-        h.update(struct.pack(f"<I{array.ndim}Q", array.ndim, *array.shape))
-        h.update(struct.pack("<Q", array.nbytes))
-        h.update(array.data)
+        array = tensors[name]
+        # ORT outputs and checked feeds are already little-endian, C-contiguous
+        # ndarrays: hash them in place, no copy.
+        try:
+            header = _headers[name, array.dtype, array.shape]
+            if not array.flags.c_contiguous:
+                header = None
+        except (AttributeError, KeyError, TypeError):
+            header = None
+        if header is None:
+            array = _le(np.asarray(array))
+            header = _header(name, array)
+        h.update(header)
+        h.update(array)
 
 
 def tensors_digest(tensors: dict[str, np.ndarray]) -> str:

@@ -94,10 +94,10 @@ def load_verified(service: str, environment: str | None = None) -> LoadedEngine:
     deployment = live_deployment(service, environment)
     host = host_name()
     if deployment is None:
-        load = _record(None, service, "not_deployed", f"no live deployment for service {service!r}", "", host)
+        load = record_load(None, service, "not_deployed", f"no live deployment for service {service!r}", "", host)
         raise EngineRefused("not_deployed", load.detail, load)
     verdict, detail, actual, data = check_deployment(deployment)
-    load = _record(deployment, service, verdict, detail, actual, host)
+    load = record_load(deployment, service, verdict, detail, actual, host)
     if data is None:
         raise EngineRefused(verdict, f"engine load refused for {service}: {verdict} ({detail})", load)
     engine = deployment.engine
@@ -105,20 +105,25 @@ def load_verified(service: str, environment: str | None = None) -> LoadedEngine:
     return LoadedEngine(deployment, engine, runner, load, engine.build.model.inputs)
 
 
-def _record(deployment: Deployment | None, service: str, verdict: str, detail: str, actual: str,
-            host: str) -> EngineLoad:
+def record_load(deployment: Deployment | None, service: str, verdict: str, detail: str, actual: str,
+                host: str, *, attempt_id=None, actor: str = "system") -> EngineLoad:
+    """Record one engine-load attempt: the EngineLoad row and its ledger entry in one
+    transaction, then an Alert if the load was refused.  Used by the verified loader
+    here and by the ingestion API for runtimes that load engines themselves
+    (`attempt_id` makes their retries idempotent)."""
     with transaction.atomic():
         load = EngineLoad.objects.create(
             deployment=deployment, service=service, verdict=verdict, detail=detail[:500], host=host,
             expected_sha256=deployment.engine_sha256 if deployment else "", actual_sha256=actual,
+            attempt_id=attempt_id,
         )
         kind = "engine.loaded" if verdict == EngineLoad.VERIFIED else "engine.load_refused"
         entry = ledger.append(
             kind,
             {"load_id": load.id, "service": service, "deployment_id": deployment.id if deployment else None,
              "expected_sha256": load.expected_sha256, "actual_sha256": actual, "verdict": verdict,
-             "detail": load.detail, "host": host},
-            subject=f"deployment:{deployment.id}" if deployment else f"service:{service}",
+             "detail": load.detail, "host": host} | ({"attempt_id": str(attempt_id)} if attempt_id else {}),
+            subject=f"deployment:{deployment.id}" if deployment else f"service:{service}", actor=actor,
         )
         EngineLoad.objects.filter(pk=load.pk).update(ledger_index=entry.index)
         load.ledger_index = entry.index

@@ -94,3 +94,44 @@ def check_feeds(spec: list[dict], feeds: dict[str, np.ndarray]) -> dict[str, np.
 
 def format_shape(shape) -> str:
     return "x".join(str(d) for d in shape)
+
+
+class FeedChecker:
+    """`check_feeds` for one model, with a fast path for the common call: exactly the
+    declared names, each an ndarray of the declared dtype, C-contiguous, matching every
+    static dimension — then the feeds are passed through untouched.  Anything else
+    goes through `check_feeds` (which converts or explains)."""
+
+    def __init__(self, spec: list[dict]):
+        self.spec = spec
+        self._expected = []
+        for i in spec:
+            shape = i["shape"]
+            static = tuple((axis, d) for axis, d in enumerate(shape) if isinstance(d, int) and d > 0)
+            fixed = tuple(shape) if len(static) == len(shape) else None
+            self._expected.append((i["name"], np.dtype(i["dtype"]), len(shape), fixed, static))
+        self._count = len(self._expected)
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if type(feeds) is dict and len(feeds) == self._count:
+            for name, dtype, ndim, fixed, static in self._expected:
+                array = feeds.get(name)
+                if type(array) is not np.ndarray or not (array.dtype is dtype or array.dtype == dtype) \
+                        or not array.flags.c_contiguous:
+                    break
+                shape = array.shape
+                if fixed is not None:
+                    if shape != fixed:
+                        break
+                elif len(shape) != ndim or not _dims_match(shape, static):
+                    break
+            else:
+                return feeds
+        return check_feeds(self.spec, feeds)
+
+
+def _dims_match(shape: tuple, static: tuple) -> bool:
+    for axis, size in static:
+        if shape[axis] != size:
+            return False
+    return True

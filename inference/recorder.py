@@ -1,72 +1,157 @@
-"""Provenance records and the recorder that makes them durable: Prediction rows, their
-salts (outside the ledger) and one `prediction.recorded` ledger leaf each, written
-together; ingestion is idempotent by inference id."""
+"""Making provenance durable: Prediction rows, their salts (outside the ledger) and one
+`prediction.recorded` ledger leaf each, written together in one transaction.
+
+`write_records` is the one writer (the recorders below and the ingestion API call
+it).  It is idempotent by inference id and race-free: it locks the ledger head before
+checking which ids are already stored, so two writers replaying the same records
+(a restarted recorder and a late API retry, say) never both insert them.  On
+PostgreSQL the rows go in with COPY; on SQLite with bulk_create.
+
+Recorders:
+- `SyncRecorder`: writes each record before the call returns (simple, slow).
+- `ListRecorder`: collects records for one bulk write (`flush`), for batch jobs.
+- `BufferedRecorder`: for serving. `record()` appends to a bounded buffer; a spooler
+  thread appends batches to a local spool (fsync) — from then on the record is
+  acknowledged and survives a crash — and a shipper thread writes them to the
+  database in bulk, retrying with backoff while the database is away; a restarted
+  process replays its spool. See inference/spool.py.
+"""
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-from datetime import datetime
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from django.db import transaction
+from django.conf import settings
+from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 
 from compliance import ledger
 from lineage.models import Prediction, PredictionSalt
 
+from .provenance import ProvenanceRecord, datetime_from_us, iso_from_us
+from .spool import Rejected, SpoolingRecorder, live_recorders
+
+log = logging.getLogger("traceledger.recorder")
+
+__all__ = ["ProvenanceRecord", "write_records", "WriteResult", "SyncRecorder", "ListRecorder", "BufferedRecorder",
+           "metrics"]
+
+# One COPY line per record; the pattern doubles as validation, so a malformed record
+# can never smuggle a tab or newline into the COPY stream.
+_LINE = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\t[0-9]{1,18}\t[0-9a-f]{64}\t"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\t[0-9a-f]{64}\t[0-9a-f]{64}\t"
+    r"(?:[0-9]{1,10}|\\N)\t(?:[0-9a-f]{64})?"
+)
+_COPY_CHUNK = 1 << 20
+_NULL = "\\N"
+
 
 @dataclass
-class ProvenanceRecord:
-    inference_id: uuid.UUID
-    deployment_id: int
-    engine_sha256: str
-    timestamp: datetime
-    input_digest: str
-    output_digest: str
-    latency_us: int | None = None
-    salt: str = ""
-
-    def metadata(self, service: str) -> dict:
-        return {
-            "inference_id": str(self.inference_id),
-            "deployment": {"id": self.deployment_id, "service": service},
-            "engine_sha256": self.engine_sha256,
-            "timestamp": self.timestamp.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            "input_digest": self.input_digest,
-            "output_digest": self.output_digest,
-            "latency_ms": f"{(self.latency_us or 0) / 1000:.3f}",
-        }
+class WriteResult:
+    stored: int = 0
+    duplicates: list[str] = field(default_factory=list)
 
 
-def write_records(records: list[ProvenanceRecord]) -> int:
-    """Make records durable in one transaction; records already stored (same inference
-    id) are skipped. Returns how many were new."""
-    if not records:
-        return 0
-    unique: dict[uuid.UUID, ProvenanceRecord] = {}
+def _existing_ids(ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    if connection.vendor == "postgresql":
+        # one text parameter, split by the server: adapting a Python list of ids as
+        # an array costs more than the query itself
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'SELECT "inference_id" FROM "{Prediction._meta.db_table}" '
+                f"WHERE \"inference_id\" = ANY(string_to_array(%s, ',')::uuid[])", [",".join(ids)])
+            return {str(row[0]) for row in cursor.fetchall()}
+    found: set[str] = set()
+    for start in range(0, len(ids), 900):
+        found.update(str(u) for u in Prediction.objects.filter(
+            inference_id__in=ids[start:start + 900]).values_list("inference_id", flat=True))
+    return found
+
+
+def _lines(records: list[ProvenanceRecord]) -> list[str]:
+    lines = []
     for r in records:
-        unique.setdefault(r.inference_id, r)
+        line = (f"{r.id}\t{r.deployment_id}\t{r.engine_sha256}\t{iso_from_us(r.ts_us)}\t{r.input_digest}\t"
+                f"{r.output_digest}\t{_NULL if r.latency_us is None else r.latency_us}\t{r.salt}")
+        if _LINE.fullmatch(line) is None:
+            raise ValueError(f"malformed provenance record {r.id!r}")
+        lines.append(line)
+    return lines
+
+
+def _copy(table: str, columns: list[str], rows) -> None:
+    sql = f'COPY "{table}" ({", ".join(columns)}) FROM STDIN'
+    with connection.cursor() as cursor, cursor.copy(sql) as copy:
+        chunk: list[str] = []
+        size = 0
+        for row in rows:
+            chunk.append(row)
+            size += len(row)
+            if size >= _COPY_CHUNK:
+                copy.write("".join(chunk))
+                chunk, size = [], 0
+        if chunk:
+            copy.write("".join(chunk))
+
+
+def write_records(records: list[ProvenanceRecord], *, actor: str = "inference") -> WriteResult:
+    """Make records durable in one transaction with their ledger leaves; records
+    already stored (same inference id, here or earlier in the list) are skipped and
+    reported as duplicates. Raises ValueError for a malformed record (nothing stored)."""
+    if not records:
+        return WriteResult()
+    unique: dict[str, ProvenanceRecord] = {}
+    duplicates: list[str] = []
+    for r in records:
+        if r.id in unique:
+            duplicates.append(r.id)
+        else:
+            unique[r.id] = r
+    lines = dict(zip(unique, _lines(list(unique.values()))))
     with transaction.atomic():
-        existing = set(
-            Prediction.objects.filter(inference_id__in=list(unique)).values_list("inference_id", flat=True))
-        fresh = [r for r in unique.values() if r.inference_id not in existing]
+        ledger.hold_head()
+        existing = _existing_ids(list(unique))
+        fresh = [r for iid, r in unique.items() if iid not in existing]
+        duplicates.extend(iid for iid in unique if iid in existing)
         if not fresh:
-            return 0
-        rows = [
-            Prediction(inference_id=r.inference_id, deployment_id=r.deployment_id, engine_sha256=r.engine_sha256,
-                       timestamp=r.timestamp, input_digest=r.input_digest, output_digest=r.output_digest,
-                       latency_us=r.latency_us)
-            for r in fresh
-        ]
+            return WriteResult(0, duplicates)
         entries = ledger.append_many([
-            ledger.Event("prediction.recorded", row.ledger_payload(), subject=f"prediction:{row.inference_id}",
-                         actor="inference", time=row.timestamp)
-            for row in rows
+            ledger.Event("prediction.recorded", r.ledger_payload(), subject=f"prediction:{r.id}", actor=actor,
+                         time=datetime_from_us(r.ts_us))
+            for r in fresh
         ])
-        for row, entry in zip(rows, entries):
-            row.ledger_index = entry.index
-        Prediction.objects.bulk_create(rows, batch_size=2000)
-        PredictionSalt.objects.bulk_create(
-            [PredictionSalt(inference_id=r.inference_id, salt=r.salt) for r in fresh if r.salt], batch_size=2000)
-    return len(fresh)
+        if connection.vendor == "postgresql":
+            _copy_rows(fresh, entries, lines)
+        else:
+            _create_rows(fresh, entries)
+    return WriteResult(len(fresh), duplicates)
+
+
+def _copy_rows(fresh: list[ProvenanceRecord], entries, lines: dict[str, str]) -> None:
+    columns = [Prediction._meta.get_field(name).column for name in (
+        "inference_id", "deployment", "engine_sha256", "timestamp", "input_digest", "output_digest", "latency_us",
+        "ledger_index")]
+    # A COPY line is the validated record line minus the salt, plus the ledger index.
+    _copy(Prediction._meta.db_table, columns,
+          (f"{lines[r.id].rpartition(chr(9))[0]}\t{e.index}\n" for r, e in zip(fresh, entries)))
+    salted = [r for r in fresh if r.salt]
+    if salted:
+        _copy(PredictionSalt._meta.db_table, ["inference_id", "salt"], (f"{r.id}\t{r.salt}\n" for r in salted))
+
+
+def _create_rows(fresh: list[ProvenanceRecord], entries) -> None:
+    Prediction.objects.bulk_create([
+        Prediction(inference_id=r.id, deployment_id=r.deployment_id, engine_sha256=r.engine_sha256,
+                   timestamp=datetime_from_us(r.ts_us), input_digest=r.input_digest, output_digest=r.output_digest,
+                   latency_us=r.latency_us, ledger_index=e.index)
+        for r, e in zip(fresh, entries)
+    ], batch_size=2000)
+    PredictionSalt.objects.bulk_create(
+        [PredictionSalt(inference_id=r.id, salt=r.salt) for r in fresh if r.salt], batch_size=2000)
 
 
 class SyncRecorder:
@@ -86,6 +171,69 @@ class ListRecorder:
         self.records.append(record)
 
     def flush(self) -> int:
-        written = write_records(self.records)
+        written = write_records(self.records).stored
         self.records = []
         return written
+
+
+class DatabaseSink:
+    """Delivers spooled records with write_records, on the shipper thread's own
+    database connection; an outage (any database error but a refused record) is
+    retried by the recorder, a refused record is isolated and set aside."""
+
+    def __init__(self, actor: str = "inference"):
+        self.actor = actor
+
+    def __call__(self, records: list[ProvenanceRecord]) -> None:
+        try:
+            write_records(records, actor=self.actor)
+        except (IntegrityError, DataError, ValueError) as exc:
+            raise Rejected(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
+        except DatabaseError:
+            self.close()  # a broken connection is replaced on the next attempt
+            raise
+
+    def close(self) -> None:
+        try:
+            connection.close()
+        except DatabaseError:
+            pass
+
+
+class BufferedRecorder(SpoolingRecorder):
+    """The serving recorder: buffer → local spool (fsync) → database in bulk.
+
+    Settings: TRACELEDGER_PROVENANCE_BATCH (records per spool write and per
+    database transaction), TRACELEDGER_PROVENANCE_INTERVAL_MS (longest a record
+    waits in memory before it is spooled), TRACELEDGER_PROVENANCE_BUFFER_MAX (records
+    in memory before `record()` blocks), TRACELEDGER_SPOOL_DIR.  Create it in the
+    process that serves (after any fork), and `close()` it on shutdown (also done at
+    interpreter exit)."""
+
+    def __init__(self, spool_dir: str | Path | None = None, *, batch: int | None = None,
+                 interval_ms: int | None = None, buffer_max: int | None = None, backoff_max_s: float = 5.0,
+                 on_durable=None, actor: str = "inference", name: str = "provenance"):
+        sink = DatabaseSink(actor)
+        super().__init__(
+            spool_dir or Path(settings.TRACELEDGER_SPOOL_DIR) / "recorder",
+            sink=sink, encode=ProvenanceRecord.encode, decode=ProvenanceRecord.decode,
+            batch=batch or settings.TRACELEDGER_PROVENANCE_BATCH,
+            interval_s=(interval_ms if interval_ms is not None else settings.TRACELEDGER_PROVENANCE_INTERVAL_MS) / 1000,
+            buffer_max=buffer_max or settings.TRACELEDGER_PROVENANCE_BUFFER_MAX,
+            backoff_max_s=backoff_max_s, on_durable=on_durable, name=name,
+        )
+
+
+_SUMMED = ("buffer_depth", "blocked_calls", "recorded", "acknowledged", "delivered", "spool_depth", "spool_bytes",
+           "delivery_failures", "spool_errors", "torn_bytes", "rejected")
+
+
+def metrics() -> dict:
+    """The provenance pipeline's state in this process, for /metrics and dashboards:
+    totals over every live recorder (buffered recorders and API clients) plus each
+    one's own figures. ingest_lag_s is the age of the oldest acknowledged record not
+    yet in the database (0 when none is waiting)."""
+    each = [r.metrics() for r in live_recorders()]
+    totals = {key: sum(m[key] for m in each) for key in _SUMMED}
+    totals["ingest_lag_s"] = max((m["ingest_lag_s"] for m in each), default=0.0)
+    return totals | {"recorders": each}

@@ -13,7 +13,7 @@ from compliance import ledger
 from compliance.store import TooLarge, default_store
 from inference import onnx_model, specs
 
-from .models import Build, CalibrationSet, Deployment, Engine, ModelSource
+from .models import Build, CalibrationSet, Deployment, Engine, ModelSource, Prediction, PredictionSalt
 
 
 class ActionError(ValueError):
@@ -200,6 +200,26 @@ def do_deploy(engine: Engine, *, service: str, environment: str = "production", 
         Deployment.objects.filter(pk=deployment.pk).update(ledger_index=entry.index)
         deployment.ledger_index = entry.index
     return deployment
+
+
+def do_erase_input_salt(inference_id, *, acting_user: str, reference: str = "") -> bool:
+    """Erase the salt of a prediction's input commitment (a GDPR erasure request): the
+    disclosed input can no longer be linked to the prediction, while the prediction,
+    its ledger entry and every checkpoint stay as they were and keep verifying.  The
+    erasure itself is a ledger entry (`reference` is a ticket id, never personal
+    data).  Returns False when the salt was already gone."""
+    reference = (reference or "").strip()
+    if len(reference) > 100:
+        raise ActionError("reference must be at most 100 characters (a ticket id, not personal data)")
+    with transaction.atomic():
+        if not Prediction.objects.filter(inference_id=inference_id).exists():
+            raise ActionError(f"no prediction with inference id {inference_id}")
+        deleted, _ = PredictionSalt.objects.filter(inference_id=inference_id).delete()
+        if not deleted:
+            return False
+        ledger.append("prediction.salt_erased", {"inference_id": str(inference_id), "reference": reference},
+                      subject=f"prediction:{inference_id}", actor=acting_user)
+    return True
 
 
 def live_deployment(service: str, environment: str | None = None) -> Deployment | None:

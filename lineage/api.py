@@ -20,7 +20,7 @@ from inference import specs
 from inference.loader import EngineRefused
 from inference.runtime import AuditedService
 
-from . import actions
+from . import actions, queries
 from . import calibration as calibration_api
 from .models import Build, Deployment, Engine, EngineLoad, ModelSource, Prediction
 from .trace import trace
@@ -342,3 +342,71 @@ class Overview(APIView):
             "predictions_per_hour": [{"hour": h, "service": s, "count": n} for h, s, n in hourly],
             "refused_loads_per_day": [{"day": d, "verdict": v, "count": n} for d, v, n in stats.refused_loads_per_day()],
         })
+
+
+def _optional_int(request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ApiError(f"{name} must be an integer") from None
+
+
+class PredictionList(APIView):
+    """GET ?deployment=&service=&since=&until=&input_digest=&after=<cursor>&limit= —
+    newest first; `next` is the cursor of the following page (null on the last)."""
+
+    def get(self, request):
+        params = request.query_params
+        limit = _optional_int(request, "limit")
+        try:
+            page = queries.predictions_page(
+                deployment=_optional_int(request, "deployment"), service=params.get("service") or None,
+                since=queries.parse_time(params["since"], "since") if params.get("since") else None,
+                until=queries.parse_time(params["until"], "until") if params.get("until") else None,
+                input_digest=params.get("input_digest") or None, after=params.get("after") or None,
+                limit=50 if limit is None else limit,
+            )
+        except queries.QueryError as exc:
+            raise ApiError(str(exc)) from None
+        return Response({"results": [p.to_dict() for p in page.results], "next": page.next})
+
+
+class EngineAt(APIView):
+    """GET /api/v1/services/<service>/engine-at/?t=ISO8601[&environment=]"""
+
+    def get(self, request, service):
+        if not request.query_params.get("t"):
+            raise ApiError("t is required: an ISO 8601 time such as 2026-11-26T10:00:00Z")
+        try:
+            moment = queries.parse_time(request.query_params["t"], "t")
+            served = queries.engine_at(service, moment, request.query_params.get("environment") or None)
+        except queries.QueryError as exc:
+            raise ApiError(str(exc)) from None
+        if not served:
+            raise ApiError(f"no deployment of service {service!r} was live at {moment.isoformat()}", 404)
+        return Response({"service": service, "t": moment.isoformat(), "served_by": [s.to_dict() for s in served]})
+
+
+class EraseSalt(APIView):
+    """POST {"reference": "<ticket id>"}: erase a prediction's input salt (admin)."""
+
+    parser_classes = [JSONParser]
+    write_roles = (ADMIN,)
+
+    def post(self, request, inference_id):
+        try:
+            iid = parse_inference_id(inference_id)
+        except ValueError as exc:
+            raise ApiError(str(exc)) from None
+        data = request.data if isinstance(request.data, dict) else {}
+        reference = data.get("reference", "")
+        if not isinstance(reference, str):
+            raise ApiError("reference must be a string")
+        try:
+            erased = actions.do_erase_input_salt(iid, acting_user=actor_name(request.user), reference=reference)
+        except actions.ActionError as exc:
+            raise ApiError(str(exc), 404 if "no prediction" in str(exc) else 400) from None
+        return Response({"inference_id": str(iid), "erased": erased, "already_erased": not erased})

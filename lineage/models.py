@@ -269,6 +269,9 @@ class EngineLoad(models.Model):
     verdict = models.CharField(max_length=20, choices=VERDICTS, db_index=True)
     detail = models.CharField(max_length=500, blank=True)
     host = models.CharField(max_length=200, blank=True)
+    # Set by runtimes that report their loads through the API, so a retried report is
+    # recorded once.
+    attempt_id = models.UUIDField(null=True, blank=True, unique=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     ledger_index = models.BigIntegerField(null=True)
 
@@ -282,12 +285,13 @@ class EngineLoad(models.Model):
     def to_dict(self) -> dict:
         return {
             "id": self.id,
-            "deployment_id": self.deployment_id,
+            "attempt_id": str(self.attempt_id) if self.attempt_id else None,
             "service": self.service,
+            "deployment_id": self.deployment_id,
             "verdict": self.verdict,
-            "detail": self.detail,
             "expected_sha256": self.expected_sha256,
             "actual_sha256": self.actual_sha256,
+            "detail": self.detail,
             "host": self.host,
             "created_at": self.created_at.isoformat(),
             "ledger_index": self.ledger_index,
@@ -299,7 +303,9 @@ class Prediction(models.Model):
     kept in PredictionSalt, outside the ledger, so it can be erased."""
 
     inference_id = models.UUIDField(primary_key=True)
-    deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="predictions")
+    # no index of its own: the (deployment, timestamp) index serves lookups by
+    # deployment, and every index is paid for on each of millions of inserts
+    deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="predictions", db_index=False)
     engine_sha256 = models.CharField(max_length=64)
     timestamp = models.DateTimeField(db_index=True)
     input_digest = models.CharField(max_length=64, db_index=True)
@@ -313,6 +319,9 @@ class Prediction(models.Model):
                    # the overview's per-hour counts read only these two columns: an
                    # index-only scan over the time window, whatever the table's size
                    models.Index(fields=["timestamp", "deployment"], name="prediction_time_deployment")]
+
+    def to_dict(self) -> dict:
+        return self.ledger_payload() | {"latency_us": self.latency_us, "ledger_index": self.ledger_index}
 
     def ledger_payload(self) -> dict:
         return {

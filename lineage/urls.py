@@ -32,4 +32,7 @@ urlpatterns = [
     path("api/v1/services/<str:service>/predict/", api.Predict.as_view()),
     path("api/v1/trace/", api.TraceSearch.as_view()),
     path("api/v1/trace/<str:inference_id>/", api.TraceDetail.as_view()),
+    path("api/v1/predictions/", api.PredictionList.as_view()),
+    path("api/v1/predictions/<str:inference_id>/erase-salt/", api.EraseSalt.as_view()),
+    path("api/v1/services/<str:service>/engine-at/", api.EngineAt.as_view()),
 ]

@@ -1,0 +1,258 @@
+"""Provenance recording: one transaction for rows, salts and ledger leaves; idempotent
+and race-free by inference id; nothing lost through a database outage or a SIGKILL."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from compliance import ledger
+from compliance.models import LedgerEntry
+from inference import recorder as recorder_module
+from inference.benchmarks.provenance import fake_records
+from inference.recorder import BufferedRecorder, write_records
+from inference.runtime import AuditedService
+from lineage.models import Prediction, PredictionSalt
+from lineage.trace import trace
+from tests.conftest import ROOT, on_postgres, worker_env
+from tests.tcp_proxy import TcpProxy
+
+STREAMER = ROOT / "tests" / "inference" / "stream_predictions.py"
+
+
+def assert_ledger_matches(expected_ids: set[str] | None = None) -> None:
+    """Every prediction has exactly one intact `prediction.recorded` leaf that says
+    what its row says, and the ledger is gapless."""
+    predictions = {str(p.inference_id): p for p in Prediction.objects.all()}
+    if expected_ids is not None:
+        assert expected_ids <= set(predictions)
+    entries = list(LedgerEntry.objects.filter(kind="prediction.recorded"))
+    subjects = [e.subject for e in entries]
+    assert len(subjects) == len(set(subjects)) == len(predictions)
+    by_index = {e.index: e for e in entries}
+    for iid, p in predictions.items():
+        entry = by_index[p.ledger_index]
+        assert entry.subject == f"prediction:{iid}"
+        assert ledger.payload_of(entry) == p.ledger_payload()
+    assert all(ledger.check_entry(e) is None for e in LedgerEntry.objects.all())
+    assert list(LedgerEntry.objects.order_by("index").values_list("index", flat=True)) == list(range(ledger.size()))
+
+
+@pytest.mark.embedded
+def test_it_writes_rows_salts_and_leaves_together_and_skips_duplicates(credit_deployment):
+    records = fake_records(credit_deployment, 300)
+    first = write_records(records[:200])
+    assert (first.stored, first.duplicates) == (200, [])
+    again = write_records(records[100:] + records[250:260])  # a replay overlapping the first batch
+    assert again.stored == 100
+    assert sorted(again.duplicates) == sorted([r.id for r in records[100:200]] + [r.id for r in records[250:260]])
+    assert Prediction.objects.count() == 300 and PredictionSalt.objects.count() == 300
+    salt = PredictionSalt.objects.get(inference_id=records[7].id).salt
+    assert salt == records[7].salt
+    assert_ledger_matches({r.id for r in records})
+    assert trace(records[7].inference_id).ok
+
+
+@pytest.mark.embedded
+def test_it_stores_nothing_of_a_batch_with_a_malformed_record(credit_deployment):
+    records = fake_records(credit_deployment, 5)
+    records[3].input_digest = "not\thex"
+    size = ledger.size()
+    with pytest.raises(ValueError, match=records[3].id):
+        write_records(records)
+    assert Prediction.objects.count() == 0 and ledger.size() == size
+
+
+# PostgreSQL only: the test database on SQLite is an in-memory shared cache, whose
+# table locks fail at once instead of waiting (a file database with IMMEDIATE
+# transactions, the embedded default, serializes writers by itself).
+@pytest.mark.django_db(transaction=True)
+def test_it_never_stores_a_record_twice_under_concurrent_writers(credit_onnx):
+    from tests.inference.conftest import deploy_model
+
+    deployment = deploy_model(credit_onnx, "credit")
+    records = fake_records(deployment, 1500)
+    results = []
+
+    def replay(chunk):
+        from django.db import connections
+
+        try:
+            results.append(write_records(chunk))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=replay, args=(records[i * 250:i * 250 + 1000],)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.stored for r in results) == 1500 == Prediction.objects.count()
+    assert_ledger_matches({r.id for r in records})
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db(transaction=True)  # the recorder writes from its own thread and connection
+def test_it_records_audited_inference_in_the_background(credit_onnx, tmp_path):
+    from tests.inference.conftest import deploy_model
+
+    deploy_model(credit_onnx, "credit")
+    recorder = BufferedRecorder(tmp_path, batch=100, interval_ms=10)
+    service = AuditedService.open("credit", recorder=recorder)
+    x = np.random.default_rng(0).normal(size=(250, 6)).astype(np.float32)
+    metas = [service.predict({"X": x[i:i + 1]})[1] for i in range(250)]
+    assert recorder.drain(timeout=30)
+    figures = recorder_module.metrics()
+    mine = [m for m in figures["recorders"] if m["spool_dir"] == str(recorder.spool.dir)][0]
+    assert mine["delivered"] == 250 and mine["spool_depth"] == 0 and mine["blocked_calls"] == 0
+    assert recorder.close()
+    assert Prediction.objects.count() == 250
+    assert {str(i) for i in Prediction.objects.values_list("inference_id", flat=True)} == {m["inference_id"] for m in metas}
+    assert_ledger_matches()
+
+
+# --- outages and crashes, for real: separate recording processes -------------------------
+
+def streamer_env(db_port: int) -> dict:
+    env = worker_env()
+    db = settings.DATABASES["default"]
+    env["DATABASE_URL"] = f"postgres://{db['USER']}@127.0.0.1:{db_port}/{db['NAME']}"
+    env.pop("REDIS_URL", None)
+    return env
+
+
+def start_streamer(env: dict, spool: Path, acks: Path, count: int = 0, rate: float = 0) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(STREAMER), "--spool", str(spool), "--acks", str(acks), "--count", str(count),
+         "--rate", str(rate), "--timeout", "60"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def acked_ids(acks: Path) -> list[str]:
+    text = acks.read_text() if acks.exists() else ""
+    return text.split("\n")[:-1]  # a last line without its newline was never fully written
+
+
+def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the recording process exited early while waiting for {what}: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def prediction_count() -> int:
+    return Prediction.objects.count()
+
+
+def db_proxy() -> TcpProxy:
+    db = settings.DATABASES["default"]
+    return TcpProxy(int(db.get("PORT") or 5432), db.get("HOST") or "127.0.0.1").start()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_streams_10000_predictions_through_a_database_outage(credit_onnx, tmp_path):
+    assert on_postgres(), "the outage is a network cut between the recorder and PostgreSQL"
+    from tests.inference.conftest import deploy_model
+
+    deploy_model(credit_onnx, "credit")
+    proxy = db_proxy()
+    acks = tmp_path / "acks"
+    proc = start_streamer(streamer_env(proxy.port), tmp_path / "spool", acks, count=10_000, rate=2500)
+    try:
+        wait_for(lambda: prediction_count() >= 1500, 60, "the first predictions in the database", proc)
+        proxy.stop()  # PostgreSQL is gone for the recorder: connections cut, new ones refused
+        during = prediction_count()
+        time.sleep(1.5)
+        assert prediction_count() == during  # nothing can arrive while it is away…
+        assert len(acked_ids(acks)) > during  # …yet predictions go on being acknowledged (spooled)
+        proxy.start()
+        out, err = proc.communicate(timeout=90)
+    finally:
+        proxy.stop()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    figures = json.loads(out.strip().splitlines()[-1])
+    assert figures["delivery_failures"] > 0 and figures["spool_depth"] == 0
+    ids = set(acked_ids(acks))
+    assert len(ids) == 10_000 == prediction_count()
+    assert_ledger_matches(ids)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_keeps_every_acknowledged_prediction_when_killed_mid_batch(credit_onnx, tmp_path):
+    assert on_postgres(), "the recording process shares the database through the network"
+    from tests.inference.conftest import deploy_model
+
+    deploy_model(credit_onnx, "credit")
+    proxy = db_proxy()
+    env = streamer_env(proxy.port)
+    spool, acks = tmp_path / "spool", tmp_path / "acks"
+    try:
+        # 1. killed while streaming and writing batches to the database
+        proc = start_streamer(env, spool, acks, count=20_000)
+        wait_for(lambda: len(acked_ids(acks)) >= 3000 and prediction_count() > 0, 60, "acknowledged predictions",
+                 proc)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        # 2. restarted: it replays its spool and streams on; killed again while the
+        #    database is away, so acknowledged predictions exist only in the spool
+        proc = start_streamer(env, spool, acks, count=20_000)
+        seen = len(acked_ids(acks))
+        wait_for(lambda: len(acked_ids(acks)) >= seen + 2000, 60, "more acknowledged predictions", proc)
+        proxy.stop()
+        seen = len(acked_ids(acks))
+        wait_for(lambda: len(acked_ids(acks)) >= seen + 2000, 60, "predictions spooled during the outage", proc)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        in_db_before_replay = prediction_count()
+        # 3. the database is back; a restart replays what was left
+        proxy.start()
+        proc = start_streamer(env, spool, acks)
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err[-3000:]
+    finally:
+        proxy.stop()
+    acknowledged = acked_ids(acks)
+    assert len(acknowledged) == len(set(acknowledged))
+    assert prediction_count() > in_db_before_replay
+    stored = {str(i) for i in Prediction.objects.values_list("inference_id", flat=True)}
+    missing = set(acknowledged) - stored
+    assert not missing, f"{len(missing)} acknowledged predictions lost"
+    assert_ledger_matches(set(acknowledged))
+    assert not list(spool.glob("slot-*/*.seg"))
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db(transaction=True)
+def test_it_replays_a_spool_left_by_a_server_that_is_gone(credit_onnx, tmp_path, capsys):
+    from django.core.management import call_command
+
+    from inference.spool import Spool
+    from tests.inference.conftest import deploy_model
+
+    deployment = deploy_model(credit_onnx, "credit")
+    records = fake_records(deployment, 700)
+    left = Spool(tmp_path)  # what a killed server process left behind
+    left.append([r.encode() for r in records[:400]])
+    left.append([r.encode() for r in records[400:]])
+    left.close()
+    write_records(records[:100])  # some of it had reached the database before the crash
+    call_command("replay_spool", "--dir", str(tmp_path), "--json")
+    assert json.loads(capsys.readouterr().out)["delivered"] == 700
+    assert Prediction.objects.count() == 700
+    assert_ledger_matches({r.id for r in records})
+    assert not list(tmp_path.glob("slot-*/*.seg"))
