@@ -368,7 +368,7 @@ def disclosed_input(prediction: Prediction, arrays: dict) -> dict:
         array = np.asarray(arrays[name])
         if array.dtype.byteorder == ">" or (array.dtype.byteorder == "=" and not np.little_endian):
             array = array.astype(array.dtype.newbyteorder("<"))  # the commitment hashes little-endian bytes
-        array = np.ascontiguousarray(array)  # as inference.digests encodes it (a 0-d input counts as shape [1])
+        array = array if array.flags.c_contiguous else array.copy(order="C")  # as inference.digests encodes it (shape kept, 0-d too)
         tensors.append({"name": name, "dtype": array.dtype.str.replace("|", "<"), "shape": list(array.shape),
                         "data": base64.b64encode(array.tobytes(order="C")).decode()})
     return {"inference_id": str(prediction.inference_id), "salt": salt_row.salt, "tensors": tensors}

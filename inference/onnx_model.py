@@ -88,7 +88,7 @@ def check_feeds(spec: list[dict], feeds: dict[str, np.ndarray]) -> dict[str, np.
                 raise ValueError(
                     f"input {name!r} has shape {format_shape(array.shape)}, model expects {format_shape(shape)} (axis {axis})"
                 )
-        out[name] = np.ascontiguousarray(array)
+        out[name] = array if array.flags.c_contiguous else array.copy(order="C")  # keeps 0-d inputs 0-d
     return out
 
 

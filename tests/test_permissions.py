@@ -61,8 +61,11 @@ ENDPOINTS = [
     ("GET", "/api/v1/notification-rules/", A), ("POST", "/api/v1/notification-rules/", A),
     ("GET", "/api/v1/notification-rules/{rule}/", A), ("PUT", "/api/v1/notification-rules/{rule}/", A),
     ("GET", "/api/v1/keys/", R),
+    ("GET", "/api/v1/predictions/", R), ("GET", "/api/v1/services/{service}/engine-at/?t=2026-01-01T00:00:00Z", R),
+    # machine ingestion: only `service` identities (tokens), none of the people
+    ("POST", "/api/v1/ingest/predictions/", set()), ("POST", "/api/v1/ingest/engine-loads/", set()),
     # last: they remove what the routes above use
-    ("POST", "/api/v1/builds/{build}/cancel/", W),
+    ("POST", "/api/v1/builds/{build}/cancel/", W), ("POST", "/api/v1/predictions/{iid}/erase-salt/", A),
     ("POST", "/settings/notifications/{rule}/delete/", A), ("DELETE", "/api/v1/notification-rules/{rule2}/", A),
 ]
 
@@ -132,6 +135,8 @@ def test_it_enforces_roles_on_every_view_and_endpoint(client, world, who, reques
                   code == 302 and response["Location"].startswith("/login/"))
         elif who in allowed:
             ok = code not in (401, 403, 405) and not (code == 302 and "/login/" in response.get("Location", ""))
+        elif url.startswith("/api/v1/ingest/"):
+            ok = code == 401  # token-only endpoints: a browser session is no credential there
         else:
             ok = code == 403
         if not ok:
