@@ -225,7 +225,7 @@ class BufferedRecorder(SpoolingRecorder):
 
 
 _SUMMED = ("buffer_depth", "blocked_calls", "recorded", "acknowledged", "delivered", "spool_depth", "spool_bytes",
-           "delivery_failures", "spool_errors", "torn_bytes", "rejected")
+           "delivery_failures", "spool_errors", "torn_bytes", "rejected", "lost")
 
 
 def metrics() -> dict:

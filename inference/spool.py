@@ -97,6 +97,7 @@ class Spool:
         self.segments: list[Segment] = []
         self._fd: int | None = None
         self.torn_bytes = 0
+        self.lost_frames = 0
         self.damaged_files = 0
         self.rejected = 0
         for path in sorted(self.dir.glob("*.seg")):
@@ -149,6 +150,8 @@ class Spool:
                 view = view[written:]
             if self.fsync:
                 os.fsync(fd)
+            if os.fstat(fd).st_nlink == 0:  # the segment was deleted under us: these bytes reach nobody
+                raise OSError(errno.ENOENT, "spool segment removed while in use", str(current.path))
         except OSError:
             try:
                 size = os.fstat(fd).st_size
@@ -184,9 +187,7 @@ class Spool:
         return segment
 
     def _seal_current(self, size: int | None = None) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._fd_close()
         if self.segments and not self.segments[-1].sealed:
             current = self.segments[-1]
             current.sealed = True
@@ -281,6 +282,20 @@ class Spool:
                 segment.done_frames = segment.frames
                 segment.spooled_at = time.time()
             self._drop_if_done(segment)
+
+    def lost(self, segment: Segment) -> None:
+        with self._lock:
+            self.lost_frames += max(segment.frames - segment.done_frames, 0)
+            if segment in self.segments:
+                self.segments.remove(segment)
+            if not segment.sealed:
+                self._fd_close()
+                segment.sealed = True
+
+    def _fd_close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def _drop_if_done(self, segment: Segment) -> None:
         if segment.sealed and segment.done_offset >= segment.end:
@@ -385,7 +400,7 @@ class SpoolingRecorder:
             batch = self._spooling
             if batch:
                 try:
-                    self.spool.append([self.encode(item) for item in batch])
+                    self.spool.append(self._encode_all(batch))
                 except OSError as exc:
                     # Disk full or failing: keep the batch, retry; callers block once
                     # the buffer fills. Nothing is acknowledged that is not on disk.
@@ -413,8 +428,30 @@ class SpoolingRecorder:
                     if not self._buffer:
                         break
 
+    def _encode_all(self, batch: list) -> list[bytes]:
+        try:
+            return [self.encode(item) for item in batch]
+        except Exception:
+            pass
+        encoded = []
+        for item in batch:  # find the item that cannot be encoded; keep it aside, loudly
+            try:
+                encoded.append(self.encode(item))
+            except Exception as exc:
+                self.spool.reject(repr(item).encode(), f"cannot encode: {type(exc).__name__}: {exc}")
+        return encoded
+
     # -- shipper -------------------------------------------------------------------
     def _ship_loop(self) -> None:
+        try:
+            self._ship()
+        finally:
+            close = getattr(self.sink, "close", None)
+            if close is not None:
+                close()  # e.g. the shipper thread's database connection
+            self._notify_progress()
+
+    def _ship(self) -> None:
         backoff = 0.0
         while True:
             segment = self.spool.next_pending()
@@ -426,7 +463,14 @@ class SpoolingRecorder:
                 continue
             if self._ship_deadline is not None and time.monotonic() > self._ship_deadline:
                 break
-            payloads, offset = self.spool.read(segment, self.batch)
+            try:
+                payloads, offset = self.spool.read(segment, self.batch)
+            except FileNotFoundError:
+                # removed behind our back (not by us): say so loudly, go on with the rest
+                self.spool.lost(segment)
+                self.last_error = f"spool segment {segment.path} disappeared"
+                log.error("%s: %s; its undelivered records are lost", self.name, self.last_error)
+                continue
             try:
                 self._deliver(payloads)
             except Exception as exc:  # the sink is away: keep everything, retry later
@@ -440,13 +484,12 @@ class SpoolingRecorder:
                 continue
             backoff = 0.0
             self.consecutive_failures = 0
-            self.spool.commit(segment, offset, len(payloads))
+            try:
+                self.spool.commit(segment, offset, len(payloads))
+            except OSError as exc:  # the segment could not be removed: it is replayed later, idempotently
+                log.error("%s: %s", self.name, exc)
             self.delivered += len(payloads)
             self._notify_progress()
-        close = getattr(self.sink, "close", None)
-        if close is not None:
-            close()  # e.g. the shipper thread's database connection
-        self._notify_progress()
 
     def _deliver(self, payloads: list[bytes]) -> None:
         if not payloads:
@@ -540,6 +583,7 @@ class SpoolingRecorder:
             "spool_errors": self.spool_errors,
             "torn_bytes": self.spool.torn_bytes,
             "rejected": self.spool.rejected,
+            "lost": self.spool.lost_frames,
             "last_error": self.last_error,
         }
 

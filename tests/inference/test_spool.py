@@ -158,3 +158,27 @@ def test_it_acknowledges_only_what_is_on_disk(tmp_path):
     assert segment.read_bytes().startswith(MAGIC) and segment.read_bytes().endswith(b"x")
     r.close()
     assert oct(segment.parent.stat().st_mode & 0o777) == "0o700"
+
+
+def test_it_reports_a_segment_removed_behind_its_back_and_goes_on(tmp_path):
+    gate = threading.Event()
+    delivered: list[str] = []
+
+    def waiting_sink(items):
+        gate.wait()
+        delivered.extend(items)
+
+    r = recorder(tmp_path, waiting_sink)
+    for i in range(10):
+        r.record(f"early-{i}")
+    assert r.flush(timeout=5)
+    for segment in tmp_path.glob("slot-*/*.seg"):
+        segment.unlink()  # an operator's clean-up, say
+    gate.set()
+    for i in range(10):
+        r.record(f"late-{i}")
+    assert r.drain(timeout=10)
+    m = r.metrics()
+    assert m["lost"] >= 1 and "disappeared" in m["last_error"]
+    assert [d for d in delivered if d.startswith("late")] == [f"late-{i}" for i in range(10)]
+    r.close()
