@@ -33,7 +33,8 @@ import uuid
 from pathlib import Path
 
 from .provenance import ProvenanceRecord
-from .spool import Rejected, SpoolingRecorder
+from .spool import Rejected
+from .spooling import SpoolingRecorder
 
 PREDICTION, LOAD = b"P", b"L"
 

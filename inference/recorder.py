@@ -30,7 +30,8 @@ from compliance import ledger
 from lineage.models import Prediction, PredictionSalt
 
 from .provenance import ProvenanceRecord, datetime_from_us, iso_from_us
-from .spool import Rejected, SpoolingRecorder, live_recorders
+from .spool import Rejected
+from .spooling import SpoolingRecorder, live_recorders
 
 log = logging.getLogger("traceledger.recorder")
 
@@ -225,7 +226,7 @@ class BufferedRecorder(SpoolingRecorder):
 
 
 _SUMMED = ("buffer_depth", "blocked_calls", "recorded", "acknowledged", "delivered", "spool_depth", "spool_bytes",
-           "delivery_failures", "spool_errors", "torn_bytes", "rejected")
+           "delivery_failures", "spool_errors", "torn_bytes", "rejected", "lost")
 
 
 def metrics() -> dict:

@@ -1,4 +1,5 @@
-"""The durable local spool and the spooling recorder built on it (no Django import).
+"""The durable local spool (no Django import); the recorder threads that use it are in
+inference/spooling.py.
 
 A record is *acknowledged* once it is in a spool segment on local disk and fsynced;
 from then on it survives the process being killed and the database or the ingestion
@@ -19,19 +20,15 @@ rejects for good (a record the database or the API refuses, not an outage) is mo
 """
 from __future__ import annotations
 
-import atexit
 import errno
 import fcntl
 import json
 import logging
 import os
-import random
 import struct
 import threading
 import time
-import weakref
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("traceledger.spool")
@@ -97,6 +94,7 @@ class Spool:
         self.segments: list[Segment] = []
         self._fd: int | None = None
         self.torn_bytes = 0
+        self.lost_frames = 0
         self.damaged_files = 0
         self.rejected = 0
         for path in sorted(self.dir.glob("*.seg")):
@@ -149,6 +147,8 @@ class Spool:
                 view = view[written:]
             if self.fsync:
                 os.fsync(fd)
+            if os.fstat(fd).st_nlink == 0:  # the segment was deleted under us: these bytes reach nobody
+                raise OSError(errno.ENOENT, "spool segment removed while in use", str(current.path))
         except OSError:
             try:
                 size = os.fstat(fd).st_size
@@ -184,9 +184,7 @@ class Spool:
         return segment
 
     def _seal_current(self, size: int | None = None) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._fd_close()
         if self.segments and not self.segments[-1].sealed:
             current = self.segments[-1]
             current.sealed = True
@@ -282,6 +280,24 @@ class Spool:
                 segment.spooled_at = time.time()
             self._drop_if_done(segment)
 
+    def lost(self, segment: Segment) -> int:
+        """Forget a segment whose file is gone; returns how many of its acknowledged
+        records had not been delivered (they are counted in lost_frames)."""
+        with self._lock:
+            lost = max(segment.frames - segment.done_frames, 0)
+            self.lost_frames += lost
+            if segment in self.segments:
+                self.segments.remove(segment)
+            if not segment.sealed:
+                self._fd_close()
+                segment.sealed = True
+        return lost
+
+    def _fd_close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
     def _drop_if_done(self, segment: Segment) -> None:
         if segment.sealed and segment.done_offset >= segment.end:
             segment.path.unlink(missing_ok=True)
@@ -302,261 +318,3 @@ class Spool:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-
-
-class SpoolingRecorder:
-    """Buffer → spool → sink, on two background threads.
-
-    `record(item)` appends to a bounded in-memory buffer and returns (a few hundred
-    nanoseconds); when the buffer is full it waits, and `blocked_calls` counts it.
-    The spooler thread moves the buffer to the spool every `interval_s` or `batch`
-    items (one write and one fsync per batch) and then calls `on_durable(items)`.
-    The shipper thread delivers spooled items to `sink(items)` in batches, retrying
-    with exponential backoff while the sink fails, and deletes segments once
-    delivered.  A sink raises `Rejected` for items it refuses for good: the batch is
-    split to find them, and they go to the spool's `rejected/` file.
-    """
-
-    def __init__(self, spool_dir: str | Path, *, sink: Callable[[list], None], encode: Callable[[object], bytes],
-                 decode: Callable[[bytes], object], batch: int = 5000, interval_s: float = 0.05,
-                 buffer_max: int = 100_000, backoff_max_s: float = 5.0,
-                 on_durable: Callable[[list], None] | None = None, name: str = "recorder"):
-        self.spool = Spool(spool_dir)
-        self.sink = sink
-        self.encode = encode
-        self.decode = decode
-        self.batch = max(1, batch)
-        self.interval_s = interval_s
-        self.buffer_max = max(1, buffer_max)
-        self.backoff_max_s = backoff_max_s
-        self.on_durable = on_durable
-        self.name = name
-        self._buffer: list = []
-        self._lock = threading.Lock()
-        self._room = threading.Condition(self._lock)
-        self._wake = threading.Event()
-        self._ship_wake = threading.Event()
-        self._progress = threading.Condition()
-        self._closing = False
-        self._closed = False
-        self._ship_deadline: float | None = None
-        self._spooling: list = []
-        # counters (read by metrics(); plain ints, updated by one thread each)
-        self.recorded = 0
-        self.blocked_calls = 0
-        self.spooled = 0
-        self.delivered = 0
-        self.failures = 0
-        self.consecutive_failures = 0
-        self.last_error = ""
-        self.spool_errors = 0
-        self._spooler = threading.Thread(target=self._spool_loop, name=f"{name}-spooler", daemon=True)
-        self._shipper = threading.Thread(target=self._ship_loop, name=f"{name}-shipper", daemon=True)
-        self._spooler.start()
-        self._shipper.start()
-        _live.add(self)
-
-    # -- the hot path --------------------------------------------------------------
-    def record(self, item) -> None:
-        with self._lock:
-            if self._closing:
-                raise RuntimeError(f"{self.name} is closed")
-            if len(self._buffer) >= self.buffer_max:
-                self.blocked_calls += 1
-                self._wake.set()
-                while len(self._buffer) >= self.buffer_max and not self._closing:
-                    self._room.wait()
-            self._buffer.append(item)
-            self.recorded += 1
-            if len(self._buffer) == self.batch:
-                self._wake.set()
-
-    # -- spooler -------------------------------------------------------------------
-    def _spool_loop(self) -> None:
-        backoff = 0.0
-        while True:
-            self._wake.wait(backoff or self.interval_s)
-            self._wake.clear()
-            with self._lock:
-                if not self._spooling:
-                    self._spooling, self._buffer = self._buffer, []
-                    self._room.notify_all()
-                closing = self._closing
-            batch = self._spooling
-            if batch:
-                try:
-                    self.spool.append([self.encode(item) for item in batch])
-                except OSError as exc:
-                    # Disk full or failing: keep the batch, retry; callers block once
-                    # the buffer fills. Nothing is acknowledged that is not on disk.
-                    self.spool_errors += 1
-                    self.last_error = f"spool: {exc}"
-                    log.error("%s: cannot write the spool (%s); retrying", self.name, exc)
-                    backoff = min(max(backoff * 2, 0.05), self.backoff_max_s)
-                    if closing and self._ship_deadline is not None and time.monotonic() > self._ship_deadline:
-                        log.error("%s: closing with %d record(s) not acknowledged (the spool cannot be written)",
-                                  self.name, len(batch) + len(self._buffer))
-                        break
-                    continue
-                backoff = 0.0
-                self._spooling = []
-                self.spooled += len(batch)
-                self._ship_wake.set()
-                if self.on_durable is not None:
-                    try:
-                        self.on_durable(batch)
-                    except Exception:
-                        log.exception("%s: on_durable hook failed", self.name)
-                self._notify_progress()
-            if closing and not batch:
-                with self._lock:
-                    if not self._buffer:
-                        break
-
-    # -- shipper -------------------------------------------------------------------
-    def _ship_loop(self) -> None:
-        backoff = 0.0
-        while True:
-            segment = self.spool.next_pending()
-            if segment is None:
-                if self._closing and not self._spooler.is_alive():
-                    break
-                self._ship_wake.wait(self.interval_s)
-                self._ship_wake.clear()
-                continue
-            if self._ship_deadline is not None and time.monotonic() > self._ship_deadline:
-                break
-            payloads, offset = self.spool.read(segment, self.batch)
-            try:
-                self._deliver(payloads)
-            except Exception as exc:  # the sink is away: keep everything, retry later
-                self.failures += 1
-                self.consecutive_failures += 1
-                self.last_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-                backoff = min(max(backoff * 2, 0.1), self.backoff_max_s)
-                log.warning("%s: delivery failed (%s); retrying in %.1fs", self.name, self.last_error, backoff)
-                self._ship_wake.wait(backoff * random.uniform(0.8, 1.2))
-                self._ship_wake.clear()
-                continue
-            backoff = 0.0
-            self.consecutive_failures = 0
-            self.spool.commit(segment, offset, len(payloads))
-            self.delivered += len(payloads)
-            self._notify_progress()
-        close = getattr(self.sink, "close", None)
-        if close is not None:
-            close()  # e.g. the shipper thread's database connection
-        self._notify_progress()
-
-    def _deliver(self, payloads: list[bytes]) -> None:
-        if not payloads:
-            return
-        items = []
-        for payload in payloads:
-            try:
-                items.append(self.decode(payload))
-            except Exception as exc:
-                self.spool.reject(payload, f"cannot decode: {exc}")
-        if items:
-            self._deliver_items(items, payloads if len(items) == len(payloads) else None)
-
-    def _deliver_items(self, items: list, payloads: list[bytes] | None) -> None:
-        try:
-            self.sink(items)
-        except Rejected as exc:
-            if len(items) == 1:
-                self.spool.reject(payloads[0] if payloads else self.encode(items[0]), str(exc))
-                return
-            half = len(items) // 2
-            self._deliver_items(items[:half], payloads[:half] if payloads else None)
-            self._deliver_items(items[half:], payloads[half:] if payloads else None)
-
-    # -- control -------------------------------------------------------------------
-    def _notify_progress(self) -> None:
-        with self._progress:
-            self._progress.notify_all()
-
-    def _wait(self, done: Callable[[], bool], timeout: float | None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._progress:
-            while not done():
-                if not self._shipper.is_alive() and not self._spooler.is_alive():
-                    return done()
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._wake.set()
-                self._ship_wake.set()
-                self._progress.wait(min(left, 0.1) if left is not None else 0.1)
-        return True
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything recorded so far is acknowledged (spooled + fsynced)."""
-        target = self.recorded
-        return self._wait(lambda: self.spooled >= target, timeout)
-
-    def drain(self, timeout: float | None = None) -> bool:
-        """Wait until everything recorded so far is delivered downstream."""
-        if not self.flush(timeout):
-            return False
-        return self._wait(lambda: self.spool.depth()[0] == 0, timeout)
-
-    def close(self, timeout: float = 10.0) -> bool:
-        """Spool what is buffered, deliver for up to `timeout` seconds, stop. What is
-        not delivered by then stays in the spool for the next start. Returns whether
-        everything was delivered."""
-        if self._closed:
-            return True
-        with self._lock:
-            self._closing = True
-            self._room.notify_all()
-        self._ship_deadline = time.monotonic() + timeout
-        self._wake.set()
-        self._spooler.join()
-        self._ship_wake.set()
-        self._shipper.join()
-        delivered = self.spool.depth()[0] == 0
-        self.spool.close()
-        self._closed = True
-        _live.discard(self)
-        return delivered
-
-    def metrics(self) -> dict:
-        frames, size, oldest = self.spool.depth()
-        return {
-            "name": self.name,
-            "spool_dir": str(self.spool.dir),
-            "buffer_depth": len(self._buffer) + len(self._spooling),
-            "buffer_max": self.buffer_max,
-            "blocked_calls": self.blocked_calls,
-            "recorded": self.recorded,
-            "acknowledged": self.spooled,
-            "delivered": self.delivered,
-            "spool_depth": frames,
-            "spool_bytes": size,
-            "ingest_lag_s": round(time.time() - oldest, 3) if oldest is not None else 0.0,
-            "delivery_failures": self.failures,
-            "consecutive_failures": self.consecutive_failures,
-            "spool_errors": self.spool_errors,
-            "torn_bytes": self.spool.torn_bytes,
-            "rejected": self.spool.rejected,
-            "last_error": self.last_error,
-        }
-
-
-_live: "weakref.WeakSet[SpoolingRecorder]" = weakref.WeakSet()
-
-
-def live_recorders() -> list[SpoolingRecorder]:
-    return list(_live)
-
-
-def _close_all_at_exit() -> None:
-    for recorder in list(_live):
-        try:
-            recorder.close(timeout=2.0)
-        except Exception:
-            log.exception("closing %s at exit", recorder.name)
-
-
-atexit.register(_close_all_at_exit)

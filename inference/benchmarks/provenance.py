@@ -50,7 +50,7 @@ CNN = {"channels": 64, "size": 32}  # ~1 ms per batch-1 call on one core of this
 def scratch_environment():
     """A throwaway database (with django-auditlog's tables when it is installed) and
     throwaway store/keys/spool directories; everything is removed afterwards."""
-    home = Path(tempfile.mkdtemp(prefix="traceledger-bench-"))
+    home = Path(tempfile.mkdtemp(prefix="bench-provenance-", dir=settings.TRACELEDGER_HOME))
     installed = list(settings.INSTALLED_APPS)
     if find_spec("auditlog") and "auditlog" not in installed:
         installed.append("auditlog")
@@ -242,7 +242,7 @@ def run(quick: bool = False) -> dict:
     cnn_calls, mlp_calls = (300, 2000) if quick else (3000, 20000)
     ingest_n = 20_000 if quick else 200_000
     copy_n = 20_000 if quick else 200_000
-    auditlog_n = 2_000 if quick else 20_000
+    auditlog_n = 2_000 if quick else 10_000
     batch = settings.TRACELEDGER_PROVENANCE_BATCH
     with scratch_environment() as home:
         credit = deploy(samples.credit_model_bytes()[0], "bench-credit")

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from inference.spool import MAGIC, Rejected, Spool, SpoolingRecorder
+from inference.spool import MAGIC, Rejected, Spool
+from inference.spooling import SpoolingRecorder
 
 pytestmark = pytest.mark.embedded
 
@@ -158,3 +159,30 @@ def test_it_acknowledges_only_what_is_on_disk(tmp_path):
     assert segment.read_bytes().startswith(MAGIC) and segment.read_bytes().endswith(b"x")
     r.close()
     assert oct(segment.parent.stat().st_mode & 0o777) == "0o700"
+
+
+def test_it_moves_to_a_new_segment_when_its_segment_is_removed_behind_its_back(tmp_path):
+    gate = threading.Event()
+    delivered: list[str] = []
+
+    def waiting_sink(items):
+        gate.wait()
+        delivered.extend(items)
+
+    r = recorder(tmp_path, waiting_sink)
+    for i in range(10):
+        r.record(f"early-{i}")
+    assert r.flush(timeout=5)
+    time.sleep(0.1)  # the shipper has read them and waits on the sink
+    for segment in tmp_path.glob("slot-*/*.seg"):
+        segment.unlink()  # an operator's clean-up, say
+    for i in range(10):
+        r.record(f"late-{i}")  # written after the removal: must not go to the dead file
+    assert r.flush(timeout=5)
+    gate.set()
+    assert r.drain(timeout=10)
+    m = r.metrics()
+    assert sorted(delivered) == sorted([f"early-{i}" for i in range(10)] + [f"late-{i}" for i in range(10)])
+    assert m["lost"] == 0 and m["spool_errors"] == 1
+    assert len(list(tmp_path.glob("slot-*/*.seg"))) <= 1
+    r.close()
