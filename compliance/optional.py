@@ -1,33 +1,25 @@
-"""Pieces the dashboard shows when they exist: signed checkpoints and witness
-cosignatures (the Merkle-ledger work), calibration sets, the report export.  Looked up
-in this one place so that every page degrades to a clear "not yet" instead of failing.
+"""Ledger status as the dashboard shows it: the latest signed checkpoint, recent
+checkpoints with their witness cosignatures, and whether one record's ledger entry is
+proven to be in the latest checkpoint (the proof is computed and verified, not assumed).
 """
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
-from django.apps import apps
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-
-def optional_model(app_label: str, model_name: str):
-    """The model class, or None when the app or the model is not installed."""
-    try:
-        return apps.get_model(app_label, model_name)
-    except LookupError:
-        return None
+from . import checkpoints as ckpt
+from . import ledger, merkle, tree
+from .models import Checkpoint, LedgerEntry
 
 
 def optional_function(module: str, name: str):
-    """`module.name` when that module exists and defines it, else None."""
-    parent = module.rpartition(".")[0]
-    if parent and importlib.util.find_spec(parent) is None:
+    """`module.name` for a dotted path given in settings, or None when it is not there."""
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
         return None
-    if importlib.util.find_spec(module) is None:
-        return None
-    return getattr(importlib.import_module(module), name, None)
 
 
 def url_or_none(name: str, *args) -> str | None:
@@ -37,76 +29,46 @@ def url_or_none(name: str, *args) -> str | None:
         return None
 
 
-def checkpoint_model():
-    return optional_model("compliance", "Checkpoint")
-
-
-def _field(obj, *names, default=None):
-    for name in names:
-        if hasattr(obj, name):
-            return getattr(obj, name)
-    return default
-
-
 def latest_checkpoint() -> dict | None:
-    """{"size", "created_at", "age_s", "object"} of the newest signed checkpoint, or
-    None while there is no Checkpoint model or no checkpoint yet."""
-    model = checkpoint_model()
-    if model is None:
-        return None
-    checkpoint = model.objects.order_by("-pk").first()
+    """{"size", "created_at", "age_s", "object"} of the newest signed checkpoint, or None."""
+    checkpoint = ckpt.latest()
     if checkpoint is None:
         return None
-    created = _field(checkpoint, "created_at", "signed_at", "timestamp")
-    age = (timezone.now() - created).total_seconds() if created else None
-    return {"size": _field(checkpoint, "size", "tree_size"), "created_at": created, "age_s": age,
-            "object": checkpoint}
+    return {"size": checkpoint.size, "created_at": checkpoint.created_at,
+            "age_s": (timezone.now() - checkpoint.created_at).total_seconds(), "object": checkpoint}
 
 
-def checkpoints(limit: int = 20) -> list[dict] | None:
-    """The newest checkpoints with their cosignatures, or None without the model."""
-    model = checkpoint_model()
-    if model is None:
-        return None
-    rows = []
-    for checkpoint in model.objects.order_by("-pk")[:limit]:
-        cosigs = []
-        for related in ("cosignatures", "cosignature_set", "witness_cosignatures"):
-            manager = getattr(checkpoint, related, None)
-            if manager is not None and hasattr(manager, "all"):
-                cosigs = [_describe(c) for c in manager.all()]
-                break
-        rows.append({"id": checkpoint.pk, "size": _field(checkpoint, "size", "tree_size"),
-                     "root": _field(checkpoint, "root_hash", "root", default=""),
-                     "created_at": _field(checkpoint, "created_at", "signed_at"),
-                     "note": _field(checkpoint, "note", "text", "body", default=""),
-                     "cosignatures": cosigs})
-    return rows
-
-
-def _describe(cosignature) -> dict:
-    if hasattr(cosignature, "to_dict"):
-        return cosignature.to_dict()
-    return {"witness": str(_field(cosignature, "witness", "witness_name", "name", "key_id", default=cosignature)),
-            "time": _field(cosignature, "created_at", "timestamp", default=None)}
+def checkpoints(limit: int = 20) -> list[dict]:
+    """The newest checkpoints with their cosignatures."""
+    return [{"id": c.pk, "size": c.size, "root": c.root_hash, "created_at": c.created_at, "note": c.note,
+             "cosignatures": [s.to_dict() for s in c.cosignatures.all()]}
+            for c in Checkpoint.objects.order_by("-pk").prefetch_related("cosignatures")[:limit]]
 
 
 def inclusion_status(ledger_index: int | None) -> dict:
-    """Whether a record's ledger entry is provably in the latest signed checkpoint.
-    Uses `compliance.proofs.inclusion_status(index)` once the Merkle-ledger work
-    provides it; until then reports what is known."""
-    provider = optional_function("compliance.proofs", "inclusion_status")
-    if provider is not None and ledger_index is not None:
-        return provider(ledger_index)
-    latest = latest_checkpoint()
+    """Whether a record's ledger entry is provably included in the latest checkpoint:
+    the entry is re-derived from its body, an inclusion proof is computed from the
+    stored nodes and verified against the checkpoint's signed root."""
     if ledger_index is None:
         return {"state": "missing", "detail": "the record has no ledger entry"}
-    if latest is None:
+    checkpoint = ckpt.latest()
+    if checkpoint is None:
         return {"state": "pending", "detail": f"ledger entry #{ledger_index}; no signed checkpoint yet, so "
                                               "no inclusion proof can be given"}
-    size = latest["size"]
-    if isinstance(size, int) and ledger_index >= size:
+    if ledger_index >= checkpoint.size:
         return {"state": "pending", "detail": f"ledger entry #{ledger_index} is newer than the latest checkpoint "
-                                              f"(size {size}); it is covered by the next one"}
-    return {"state": "covered", "detail": f"ledger entry #{ledger_index} lies within the latest checkpoint "
-                                          f"(size {size})"}
+                                              f"(size {checkpoint.size}); it is covered by the next one"}
+    entry = LedgerEntry.objects.filter(index=ledger_index).first()
+    problem = "the entry is missing" if entry is None else ledger.check_entry(entry)
+    if problem:
+        return {"state": "failed", "detail": f"ledger entry #{ledger_index}: {problem}"}
+    try:
+        proof = tree.inclusion_proof(ledger_index, checkpoint.size)
+    except merkle.MissingNodeError:
+        return {"state": "failed", "detail": f"ledger entry #{ledger_index}: a stored tree node is missing"}
+    if not merkle.verify_inclusion(bytes.fromhex(entry.leaf_hash), ledger_index, checkpoint.size, proof,
+                                   bytes.fromhex(checkpoint.root_hash)):
+        return {"state": "failed", "detail": f"ledger entry #{ledger_index} does not verify against checkpoint "
+                                             f"{checkpoint.id} (size {checkpoint.size})"}
+    return {"state": "covered", "detail": f"ledger entry #{ledger_index} proven in signed checkpoint {checkpoint.id} "
+                                          f"(size {checkpoint.size}) with a {len(proof)}-hash inclusion proof"}

@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import time
-from datetime import datetime, timedelta, timezone
 
 import numpy as np
 from django.conf import settings
@@ -20,7 +19,6 @@ from django.contrib.auth.models import Group, User
 from compliance import roles
 from compliance.checkpoints import make_checkpoint
 from compliance.cli import ContractCommand
-from compliance.ids import uuid7
 from compliance.store import default_store
 from inference import samples
 from inference.loader import EngineRefused, load_verified
@@ -116,11 +114,9 @@ class Command(ContractCommand):
         return done or self._build(model, precision, profiles, submitter)
 
     def _predict(self, count: int) -> str:
-        """Score applicants for real on the verified engines; timestamps are spread over
-        the last 24 hours so that the dashboard has history to show."""
+        """Score applicants for real on the verified engines, with their real times:
+        a backdated prediction would appear to predate the deployment that served it."""
         rng = np.random.default_rng(11)
-        start = datetime.now(timezone.utc) - timedelta(hours=24)
-        step = timedelta(hours=24) / max(count, 1)
         recorder = ListRecorder()
         credit = AuditedService.open("credit-scoring", recorder=recorder)
         fraud = AuditedService.open("fraud-screening", recorder=recorder)
@@ -133,11 +129,8 @@ class Command(ContractCommand):
                                "category": rng.integers(0, 10, n).astype(np.int64)})
             else:
                 credit.predict({"X": x[i:i + 1]})
-            record = recorder.records[-1]
-            record.timestamp = start + step * i
-            record.inference_id = uuid7(int(record.timestamp.timestamp() * 1000))
             if i == count - 7:
-                disputed = str(record.inference_id)
+                disputed = str(recorder.records[-1].inference_id)
             if len(recorder.records) >= 2000:
                 recorder.flush()
         recorder.flush()
