@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
-from django.apps import apps as django_apps
 from django.db.models import Q
 from django.utils import timezone
 
 from lineage.models import Deployment, Prediction, PredictionSalt
 
 from . import checkpoints, merkle, notes, tree
-from .models import Alert, Checkpoint, LedgerEntry, SigningKey
+from .models import Alert, Case, Checkpoint, LedgerEntry, SigningKey
 from .verify_bundle import FORMAT, encode_bundle
 
 MAX_ALERTS = 200
@@ -37,23 +36,6 @@ ALERT_WINDOW = timedelta(days=7)
 
 class ExportError(ValueError):
     """Bad export request: one line, shown as is."""
-
-
-def case_model(registry=django_apps):
-    """The Case model when the cases feature is installed, else None."""
-    try:
-        return registry.get_model("compliance", "Case")
-    except LookupError:
-        return None
-
-
-def case_inference_id(case) -> uuid.UUID | None:
-    """The disputed prediction of a case, whether the model keeps an FK or an id."""
-    for attr in ("prediction_id", "inference_id"):
-        value = getattr(case, attr, None)
-        if value:
-            return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    return None
 
 
 @dataclass
@@ -72,17 +54,11 @@ class Scope:
         return cls("prediction", inference_id=inference_id)
 
     @classmethod
-    def for_case(cls, case_id: int, registry=django_apps) -> "Scope":
-        model = case_model(registry)
-        if model is None:
-            raise ExportError("cases are not available on this installation")
-        case = model.objects.filter(pk=case_id).first()
+    def for_case(cls, case_id: int) -> "Scope":
+        case = Case.objects.filter(pk=case_id).first()
         if case is None:
             raise ExportError(f"no case {case_id}")
-        iid = case_inference_id(case)
-        if iid is None or not Prediction.objects.filter(inference_id=iid).exists():
-            raise ExportError(f"case {case_id} names no recorded prediction")
-        return cls("case", inference_id=iid, case=case)
+        return cls("case", inference_id=case.prediction_id, case=case)
 
     @classmethod
     def for_service(cls, service: str, since: datetime, until: datetime) -> "Scope":

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 from lineage.models import Deployment, Prediction
 
 from . import notes
-from .evidence import ExportError, Scope, case_model
+from .evidence import ExportError, Scope
 from .exports import do_export_report, load_npz
 from .ids import parse_inference_id
 from .models import Checkpoint, SigningKey
@@ -122,8 +122,6 @@ def report_export(request, inference_id):
 @require_http_methods(["GET", "POST"])
 @role_required(*READ_ROLES)
 def report_export_case(request, case_id: int):
-    if case_model() is None:
-        raise Http404("cases are not available on this installation")
     try:
         scope = Scope.for_case(case_id)
     except ExportError as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from django.apps import apps as django_apps
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -19,7 +18,7 @@ from django.utils import timezone
 from lineage.models import Prediction, PredictionSalt
 
 from . import ledger
-from .evidence import case_inference_id, case_model
+from .models import Case
 
 MINIMUM_DAYS = 183  # six months
 
@@ -32,34 +31,25 @@ def retention_days() -> int:
     return int(settings.TRACELEDGER_RETENTION_DAYS)
 
 
-def held_inference_ids(registry=django_apps) -> set[uuid.UUID]:
-    """Predictions named by a case under legal hold (none when cases are not installed)."""
-    model = case_model(registry)
-    if model is None:
-        return set()
-    held = set()
-    for case in model.objects.filter(legal_hold=True):
-        iid = case_inference_id(case)
-        if iid is not None:
-            held.add(iid)
-    return held
+def held_inference_ids() -> set[uuid.UUID]:
+    """Predictions named by a case under legal hold."""
+    return set(Case.objects.filter(legal_hold=True).values_list("prediction_id", flat=True))
 
 
-def expired_salts(now: datetime | None = None, registry=django_apps):
+def expired_salts(now: datetime | None = None):
     """(salts past retention and not held, how many are held back)."""
     cutoff = (now or _now()) - timedelta(days=retention_days())
     old = Prediction.objects.filter(timestamp__lt=cutoff).values("inference_id")
     expired = PredictionSalt.objects.filter(inference_id__in=old)
-    held = held_inference_ids(registry)
+    held = held_inference_ids()
     kept = expired.filter(inference_id__in=held).count() if held else 0
     return (expired.exclude(inference_id__in=held) if held else expired), kept, cutoff
 
 
-def do_apply_retention(*, dry_run: bool = False, acting_user: str = "system", now: datetime | None = None,
-                       registry=django_apps) -> dict:
+def do_apply_retention(*, dry_run: bool = False, acting_user: str = "system", now: datetime | None = None) -> dict:
     """Erase the salts of predictions older than the retention period; record it."""
     with transaction.atomic():
-        expired, held_back, cutoff = expired_salts(now, registry)
+        expired, held_back, cutoff = expired_salts(now)
         count = expired.count()
         result = {"retention_days": retention_days(), "cutoff": cutoff.isoformat(), "salts_erased": 0,
                   "salts_expired": count, "held_by_legal_hold": held_back, "dry_run": dry_run}
