@@ -109,6 +109,18 @@ class ArtifactStore:
             return f"stored file hashes to {actual[:16]}…, expected {sha256[:16]}…"
         return None
 
+    @contextmanager
+    def removing_on_error(self, *stored: Stored):
+        """Around the transaction that records newly stored files: if it fails, the
+        files it created go too, so no unreferenced artifact is left behind."""
+        try:
+            yield
+        except BaseException:
+            for item in stored:
+                if item.created:
+                    self.remove(item.sha256)
+            raise
+
     def remove(self, sha256: str) -> None:
         """Remove a file written by a transaction that then failed."""
         try:

@@ -70,25 +70,20 @@ def do_register_model(source: BinaryIO | bytes, *, name: str, repo: str, commit:
             stored = spooled.commit()
     except TooLarge as exc:
         raise ActionError(str(exc)) from None
-    try:
-        with transaction.atomic():
-            model = ModelSource.objects.create(
-                name=name or "model", sha256=stored.sha256, size=stored.size, repo=repo,
-                commit=commit.lower(), registered_by=registered_by, training_run_url=training_run_url,
-                training_data_ref=training_data_ref, training_data_sha256=training_data_sha256.lower(), **info,
-            )
-            entry = ledger.append(
-                "model.registered",
-                {k: v for k, v in model.to_dict().items() if k not in ("created_at", "ledger_index", "id")}
-                | {"model_id": model.id},
-                subject=f"model:{model.sha256}", actor=registered_by,
-            )
-            ModelSource.objects.filter(pk=model.pk).update(ledger_index=entry.index)
-            model.ledger_index = entry.index
-    except BaseException:
-        if stored.created:
-            store.remove(stored.sha256)
-        raise
+    with store.removing_on_error(stored), transaction.atomic():
+        model = ModelSource.objects.create(
+            name=name or "model", sha256=stored.sha256, size=stored.size, repo=repo,
+            commit=commit.lower(), registered_by=registered_by, training_run_url=training_run_url,
+            training_data_ref=training_data_ref, training_data_sha256=training_data_sha256.lower(), **info,
+        )
+        entry = ledger.append(
+            "model.registered",
+            {k: v for k, v in model.to_dict().items() if k not in ("created_at", "ledger_index", "id")}
+            | {"model_id": model.id},
+            subject=f"model:{model.sha256}", actor=registered_by,
+        )
+        ModelSource.objects.filter(pk=model.pk).update(ledger_index=entry.index)
+        model.ledger_index = entry.index
     return model, True
 
 

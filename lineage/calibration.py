@@ -84,25 +84,20 @@ def do_register_calibration(source: BinaryIO | bytes, *, model: ModelSource, nam
             stored = spooled.commit()
     except TooLarge as exc:
         raise ActionError(str(exc)) from None
-    try:
-        with transaction.atomic():
-            calibration = CalibrationSet.objects.create(
-                model=model, name=name or "calibration", sha256=stored.sha256, size=stored.size,
-                sample_count=count, inputs=arrays, registered_by=registered_by,
-            )
-            entry = ledger.append(
-                "calibration.registered",
-                {"calibration_id": calibration.id, "model_id": model.id, "model_sha256": model.sha256,
-                 "name": calibration.name, "sha256": calibration.sha256, "size": calibration.size,
-                 "sample_count": count, "inputs": arrays, "registered_by": registered_by},
-                subject=f"calibration:{calibration.sha256}", actor=registered_by,
-            )
-            CalibrationSet.objects.filter(pk=calibration.pk).update(ledger_index=entry.index)
-            calibration.ledger_index = entry.index
-    except BaseException:
-        if stored.created:
-            store.remove(stored.sha256)
-        raise
+    with store.removing_on_error(stored), transaction.atomic():
+        calibration = CalibrationSet.objects.create(
+            model=model, name=name or "calibration", sha256=stored.sha256, size=stored.size,
+            sample_count=count, inputs=arrays, registered_by=registered_by,
+        )
+        entry = ledger.append(
+            "calibration.registered",
+            {"calibration_id": calibration.id, "model_id": model.id, "model_sha256": model.sha256,
+             "name": calibration.name, "sha256": calibration.sha256, "size": calibration.size,
+             "sample_count": count, "inputs": arrays, "registered_by": registered_by},
+            subject=f"calibration:{calibration.sha256}", actor=registered_by,
+        )
+        CalibrationSet.objects.filter(pk=calibration.pk).update(ledger_index=entry.index)
+        calibration.ledger_index = entry.index
     return calibration, True
 
 

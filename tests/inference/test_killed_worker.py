@@ -16,9 +16,6 @@ from lineage.actions import do_request_build
 from lineage.models import Build, Engine
 from tests.conftest import Worker, register, wait_for_build
 
-needs_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="needs a real Celery worker on Redis (REDIS_URL)")
-
-
 def store_files() -> set:
     return {p for p in (default_store().root / "sha256").rglob("*") if p.is_file()}
 
@@ -27,7 +24,6 @@ def scratch_dirs(build_id: int) -> list:
     return list((default_store().root / "tmp").glob(f"build-{build_id}-*"))
 
 
-@needs_redis
 @pytest.mark.django_db(transaction=True)
 def test_it_fails_a_build_whose_worker_was_killed_and_leaves_nothing_in_the_store():
     import redis
