@@ -13,6 +13,7 @@ Errors are reported per output as decimal strings (no floats in signed JSON).
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,26 @@ class Golden:
         return h.hexdigest()
 
 
+def _first_samples(npz_path: str, name: str, count: int) -> np.ndarray:
+    """The first `count` samples of one array of an .npz, reading only those bytes when
+    the member is stored uncompressed (numpy.savez), else loading the whole array."""
+    with zipfile.ZipFile(npz_path) as archive:
+        info = archive.getinfo(f"{name}.npy")
+        if info.compress_type == zipfile.ZIP_STORED:
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                shape, fortran, dtype = read_header(member) if read_header else ((), True, np.dtype(object))
+                if not fortran and not dtype.hasobject and shape:
+                    rows = min(count, shape[0])
+                    per_row = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+                    data = member.read(rows * per_row)
+                    return np.frombuffer(data, dtype=dtype).reshape((rows, *shape[1:])).copy()
+    with np.load(npz_path, allow_pickle=False) as data:
+        return data[name][:count]
+
+
 def _static(dim) -> bool:
     return isinstance(dim, int) and dim > 0
 
@@ -53,8 +74,7 @@ def golden_inputs(model_inputs: list[dict], profiles: dict, *, seed_hex: str, ca
                   max_samples: int = 8) -> Golden:
     """Golden input batches for the parity check (see the module docstring)."""
     if calibration_path:
-        with np.load(calibration_path, allow_pickle=False) as data:
-            arrays = {i["name"]: data[i["name"]][:max_samples] for i in model_inputs}
+        arrays = {i["name"]: _first_samples(calibration_path, i["name"], max_samples) for i in model_inputs}
         # One sample per batch: the model's batch axis may be fixed at 1.
         count = min(len(a) for a in arrays.values())
         return Golden("calibration", [{n: a[k:k + 1] for n, a in arrays.items()} for k in range(count)])

@@ -215,3 +215,19 @@ def test_it_flags_a_build_whose_parity_cannot_be_shown(db):
     assert done.status == Build.SUCCEEDED and done.parity_ok is False
     assert "cannot generate golden inputs" in done.parity["error"]
     assert "has no parity result" in Alert.objects.get(kind="build.parity_failed").message
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed], ids=["stored", "compressed"])
+def test_it_reads_only_the_first_golden_samples_of_a_calibration_set(tmp_path, save):
+    from inference.parity import golden_inputs
+
+    rng = np.random.default_rng(2)
+    arrays = {"features": rng.normal(size=(40, 4)).astype(np.float32), "category": np.arange(40, dtype=np.int64)}
+    path = tmp_path / "calib.npz"
+    save(path, **arrays)
+    inputs = [{"name": "features", "dtype": "float32", "shape": ["batch", 4]},
+              {"name": "category", "dtype": "int64", "shape": ["batch"]}]
+    golden = golden_inputs(inputs, {}, seed_hex="0" * 64, calibration_path=str(path), max_samples=5)
+    assert golden.source == "calibration" and golden.samples == 5
+    assert np.array_equal(golden.batches[3]["features"], arrays["features"][3:4])
+    assert golden.batches[4]["category"].tolist() == [4]
