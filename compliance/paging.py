@@ -80,3 +80,26 @@ def _key_value(row, key: str):
     for part in key.split("__"):
         value = getattr(value, part)
     return value
+
+
+def page_for_view(request, query, keys: tuple[str, ...]) -> Page:
+    """A dashboard page's rows: a bad cursor shows a message and the first page."""
+    from django.contrib import messages
+
+    try:
+        return keyset_page(query, keys, cursor=request.GET.get("cursor"), limit=parse_limit(request.GET.get("limit")))
+    except CursorError as exc:
+        messages.error(request, str(exc))
+        return keyset_page(query, keys, limit=parse_limit(None))
+
+
+def page_for_api(query, request, keys: tuple[str, ...] = ("id",), to_dict=lambda row: row.to_dict()) -> dict:
+    """One API page: {"results": [...], "next_cursor": str | null}; a bad cursor is a 400."""
+    from .api import ApiError
+
+    try:
+        page = keyset_page(query, keys, cursor=request.query_params.get("cursor"),
+                           limit=parse_limit(request.query_params.get("limit")))
+    except CursorError as exc:
+        raise ApiError(str(exc)) from None
+    return {"results": [to_dict(row) for row in page.items], "next_cursor": page.next_cursor}

@@ -21,20 +21,11 @@ from .forms import NotificationRuleForm
 from .models import Alert, Case, LedgerEntry, NotificationRule, SigningKey
 from .notify import do_delete_rule, do_save_rule
 from .optional import checkpoints
-from .paging import CursorError, keyset_page, parse_limit
+from .paging import page_for_api
 from .roles import ADMIN, CASE_ROLES, DECIDE_ROLES, READ_ROLES, actor_name
 from .verification import last_verification, run_verification
 
 PAGING = {"cursor": "next_cursor of the previous page", "limit": "page size (1-500, default 50)"}
-
-
-def _page(query, request, keys=("id",), to_dict=lambda row: row.to_dict()) -> dict:
-    try:
-        page = keyset_page(query, keys, cursor=request.query_params.get("cursor"),
-                           limit=parse_limit(request.query_params.get("limit")))
-    except CursorError as exc:
-        raise ApiError(str(exc)) from None
-    return {"results": [to_dict(row) for row in page.items], "next_cursor": page.next_cursor}
 
 
 def _body(request) -> dict:
@@ -56,7 +47,7 @@ class AlertList(APIView):
         """Alerts, newest first, filtered."""
         from .views import filter_alerts
 
-        return Response(_page(filter_alerts(request.query_params), request))
+        return Response(page_for_api(filter_alerts(request.query_params), request))
 
 
 class AlertAcknowledge(APIView):
@@ -88,7 +79,7 @@ class LedgerEntryList(APIView):
             query = query.filter(kind=request.query_params["kind"])
         if request.query_params.get("subject"):
             query = query.filter(subject=request.query_params["subject"])
-        return Response(_page(query, request, ("index",), entry_dict) | {"size": ledger.size()})
+        return Response(page_for_api(query, request, ("index",), entry_dict) | {"size": ledger.size()})
 
 
 class LedgerEntryDetail(APIView):
@@ -130,7 +121,7 @@ class CaseList(APIView):
         for field in ("status", "kind"):
             if request.query_params.get(field):
                 query = query.filter(**{field: request.query_params[field]})
-        return Response(_page(query, request))
+        return Response(page_for_api(query, request))
 
     def post(self, request):
         """Open a case on a prediction: {"inference_id", "kind", "summary", "legal_hold"}."""

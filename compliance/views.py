@@ -35,17 +35,9 @@ from .forms import (
 from .models import Alert, Case, LedgerEntry, NotificationDelivery, NotificationRule
 from .notify import KEY_PURPOSE, do_delete_rule, do_save_rule
 from .optional import checkpoints
-from .paging import CursorError, keyset_page, parse_limit
+from .paging import page_for_view
 from .roles import ADMIN, CASE_ROLES, DECIDE_ROLES, READ_ROLES, WRITE_ROLES, actor_name, has_role, role_required
 from .verification import last_verification
-
-
-def _page(request, query, keys):
-    try:
-        return keyset_page(query, keys, cursor=request.GET.get("cursor"), limit=parse_limit(request.GET.get("limit")))
-    except CursorError as exc:
-        messages.error(request, str(exc))
-        return keyset_page(query, keys, limit=parse_limit(None))
 
 
 def filter_alerts(params, query=None):
@@ -64,7 +56,7 @@ def filter_alerts(params, query=None):
 
 @role_required(*READ_ROLES)
 def alert_list(request):
-    page = _page(request, filter_alerts(request.GET), ("id",))
+    page = page_for_view(request, filter_alerts(request.GET), ("id",))
     now = timezone.now()
     context = {
         "page": page, "severities": SEVERITY_CHOICES[1:],
@@ -100,7 +92,7 @@ def ledger_list(request):
         query = query.filter(kind=request.GET["kind"])
     if request.GET.get("subject"):
         query = query.filter(subject=request.GET["subject"].strip())
-    page = _page(request, query.defer("body"), ("index",))
+    page = page_for_view(request, query.defer("body"), ("index",))
     context = {"page": page, "kinds": sorted(ledger.KINDS), "size": ledger.size(),
                "filters": {k: request.GET.get(k, "") for k in ("kind", "subject")},
                "checkpoints": checkpoints(), "verification": last_verification()}
@@ -139,7 +131,7 @@ def case_list(request):
         query = query.filter(status=request.GET["status"])
     if request.GET.get("kind"):
         query = query.filter(kind=request.GET["kind"])
-    page = _page(request, query, ("id",))
+    page = page_for_view(request, query, ("id",))
     return render(request, "compliance/case_list.html",
                   {"page": page, "statuses": Case.STATUSES, "kinds": Case.KINDS,
                    "filters": {k: request.GET.get(k, "") for k in ("status", "kind")}})

@@ -14,7 +14,7 @@ from compliance import ledger
 from compliance.api import ApiError
 from compliance.ids import parse_inference_id
 from compliance.optional import inclusion_status
-from compliance.paging import CursorError, keyset_page, parse_limit
+from compliance.paging import page_for_api
 from compliance.roles import ADMIN, ENGINEER, SERVICE, actor_name
 from inference import specs
 from inference.loader import EngineRefused
@@ -26,23 +26,13 @@ from .models import Build, Deployment, Engine, EngineLoad, ModelSource, Predicti
 from .trace import trace
 
 
-def _page(query, request, keys: tuple[str, ...] = ("id",), to_dict=lambda row: row.to_dict()) -> dict:
-    """One keyset page: {"results": [...], "next_cursor": str | null}."""
-    try:
-        page = keyset_page(query, keys, cursor=request.query_params.get("cursor"),
-                           limit=parse_limit(request.query_params.get("limit")))
-    except CursorError as exc:
-        raise ApiError(str(exc)) from None
-    return {"results": [to_dict(row) for row in page.items], "next_cursor": page.next_cursor}
-
-
 class ModelList(APIView):
     parser_classes = [MultiPartParser, FormParser]
     query_params = {"cursor": "next_cursor of the previous page", "limit": "page size (1-500, default 50)"}
 
     def get(self, request):
         """List registered ONNX models, newest first."""
-        return Response(_page(ModelSource.objects.all(), request))
+        return Response(page_for_api(ModelSource.objects.all(), request))
 
     def post(self, request):
         """Register an ONNX model (multipart: file, repo, commit, name)."""
@@ -82,7 +72,7 @@ class BuildList(APIView):
         """List builds, newest first, filtered."""
         from .build_views import filter_builds
 
-        return Response(_page(filter_builds(request.query_params, Build.objects.select_related("engine")), request))
+        return Response(page_for_api(filter_builds(request.query_params, Build.objects.select_related("engine")), request))
 
     def post(self, request):
         """Request a build: {"model", "backend", "precision", "shapes": ["NAME=MIN:OPT:MAX"], "commit"}."""
@@ -128,7 +118,7 @@ class EngineList(APIView):
 
     def get(self, request):
         """List engines, newest first."""
-        return Response(_page(Engine.objects.all(), request))
+        return Response(page_for_api(Engine.objects.all(), request))
 
 
 class BuildCancel(APIView):
@@ -161,7 +151,7 @@ class CalibrationList(APIView):
     def get(self, request, ref):
         """A model's calibration sets, newest first."""
         model = self._model(ref)
-        return Response(_page(model.calibration_sets.all(), request))
+        return Response(page_for_api(model.calibration_sets.all(), request))
 
     def post(self, request, ref):
         """Upload a calibration set (.npz of named input arrays, first axis = samples)."""
@@ -213,7 +203,7 @@ class EngineLoadList(APIView):
             query = query.filter(verdict=params["verdict"])
         if params.get("refused") in ("true", "1"):
             query = query.exclude(verdict=EngineLoad.VERIFIED)
-        return Response(_page(query, request, to_dict=EngineLoad.to_dict))
+        return Response(page_for_api(query, request, to_dict=EngineLoad.to_dict))
 
 
 class DeploymentList(APIView):
@@ -228,7 +218,7 @@ class DeploymentList(APIView):
             query = query.filter(service=request.query_params["service"])
         if request.query_params.get("live") in ("true", "1"):
             query = query.filter(retired_at=None)
-        return Response(_page(query, request))
+        return Response(page_for_api(query, request))
 
     def post(self, request):
         """Deploy an engine: {"engine": id or sha256, "service", "environment"}."""
@@ -306,7 +296,7 @@ class TraceSearch(APIView):
             raise ApiError(str(exc)) from None
         if not mode:
             raise ApiError("give input_digest, or service with since/until")
-        return Response(_page(query.select_related("deployment"), request, ("timestamp", "inference_id"),
+        return Response(page_for_api(query.select_related("deployment"), request, ("timestamp", "inference_id"),
                               to_dict=prediction_dict))
 
 

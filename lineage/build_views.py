@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from compliance.paging import CursorError, keyset_page, parse_limit
+from compliance.paging import page_for_view
 from compliance.roles import READ_ROLES, WRITE_ROLES, actor_name, role_required
 from compliance.store import default_store
 from inference.backends import BACKENDS
@@ -25,14 +25,6 @@ from .forms import BuildRequestForm, DeployForm
 from .models import Build, Deployment, Engine, EngineLoad
 
 STAGES = [Build.QUEUED, Build.BUILDING, Build.VERIFYING, Build.SIGNING, Build.SUCCEEDED]
-
-
-def _page(request, query, keys):
-    try:
-        return keyset_page(query, keys, cursor=request.GET.get("cursor"), limit=parse_limit(request.GET.get("limit")))
-    except CursorError as exc:
-        messages.error(request, str(exc))
-        return keyset_page(query, keys, limit=parse_limit(None))
 
 
 def filter_builds(params, query=None):
@@ -49,7 +41,7 @@ def filter_builds(params, query=None):
 
 @role_required(*READ_ROLES)
 def build_list(request):
-    page = _page(request, filter_builds(request.GET, Build.objects.select_related("model", "engine")), ("id",))
+    page = page_for_view(request, filter_builds(request.GET, Build.objects.select_related("model", "engine")), ("id",))
     submitters = Build.objects.order_by("submitter").values_list("submitter", flat=True).distinct()[:200]
     context = {"page": page, "filters": {k: request.GET.get(k, "") for k in ("status", "backend", "precision", "submitter")},
                "statuses": [s for s, _ in Build.STATUSES], "backends": BACKENDS, "precisions": PRECISIONS,
@@ -156,7 +148,7 @@ def build_new(request):
 
 @role_required(*READ_ROLES)
 def engine_list(request):
-    page = _page(request, Engine.objects.select_related("build__model"), ("id",))
+    page = page_for_view(request, Engine.objects.select_related("build__model"), ("id",))
     return render(request, "lineage/engine_list.html", {"page": page})
 
 
@@ -180,7 +172,7 @@ def layer_info(engine: Engine) -> dict | None:
 @role_required(*READ_ROLES)
 def engine_detail(request, pk):
     engine = get_object_or_404(Engine.objects.select_related("build__model"), pk=pk)
-    loads = _page(request, EngineLoad.objects.filter(deployment__engine=engine).select_related("deployment"), ("id",))
+    loads = page_for_view(request, EngineLoad.objects.filter(deployment__engine=engine).select_related("deployment"), ("id",))
     context = {"engine": engine, "attestation": decode_attestation(engine), "layers": layer_info(engine),
                "layers_json": json.dumps(layer_info(engine), indent=2, sort_keys=True) if layer_info(engine) else "",
                "metadata": json.dumps(engine.metadata, indent=2, sort_keys=True),
@@ -203,7 +195,7 @@ def deployment_service(request, service):
     if not deployments:
         return render(request, "404.html", {"message": f"No deployment was ever made to service “{service}”."},
                       status=404)
-    loads = _page(request, EngineLoad.objects.filter(service=service).select_related("deployment"), ("id",))
+    loads = page_for_view(request, EngineLoad.objects.filter(service=service).select_related("deployment"), ("id",))
     figure = charts.deployment_timeline_spec(deployments, timezone.now())
     return render(request, "lineage/deployment_service.html",
                   {"service": service, "deployments": deployments, "loads": loads, "figure": figure})
