@@ -167,17 +167,8 @@ class ProvenanceRecord:
         }
 
     def to_json(self) -> dict:
-        """The ingestion API's shape of a record."""
-        return {
-            "inference_id": self.id,
-            "deployment_id": self.deployment_id,
-            "engine_sha256": self.engine_sha256,
-            "timestamp": iso_from_us(self.ts_us),
-            "input_digest": self.input_digest,
-            "output_digest": self.output_digest,
-            "latency_us": self.latency_us,
-            "salt": self.salt,
-        }
+        """The ingestion API's shape of a record: the ledger payload plus latency and salt."""
+        return self.ledger_payload() | {"latency_us": self.latency_us, "salt": self.salt}
 
     # Spool form: one line of comma-separated fields (every field is digits, hex,
     # UUID text or empty, so no quoting is ever needed).
