@@ -150,10 +150,8 @@ class Worker:
         self.log.close()
 
 
-@pytest.fixture
-def worker(transactional_db):
-    """A real Celery worker process on Redis when REDIS_URL is set; on the embedded
-    default, tasks run in-process and no worker is needed."""
+def _real_worker():
+    """A started Worker (stopped after the yield), or None on the embedded default."""
     if not settings.REDIS_URL:
         yield None
         return
@@ -163,21 +161,20 @@ def worker(transactional_db):
     w = Worker().start()
     yield w
     w.stop()
+
+
+@pytest.fixture
+def worker(transactional_db):
+    """A real Celery worker process on Redis when REDIS_URL is set; on the embedded
+    default, tasks run in-process and no worker is needed."""
+    yield from _real_worker()
 
 
 @pytest.fixture(scope="module")
 def module_worker(django_db_setup):
     """One real Celery worker for a whole test module (starting one costs seconds); a
     module opts in by defining `worker` as `module_worker` + transactional_db."""
-    if not settings.REDIS_URL:
-        yield None
-        return
-    import redis
-
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    w = Worker().start()
-    yield w
-    w.stop()
+    yield from _real_worker()
 
 
 def wait_for_build(build, timeout: float = 120):
