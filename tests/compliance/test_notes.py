@@ -175,10 +175,13 @@ def test_checkpoint_round_trip_with_extensions() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    origin=st.text(st.characters(min_codepoint=0x21, exclude_characters="\n"), min_size=1, max_size=30),
+    # lone surrogates are not text at all (the module refuses them; tested elsewhere)
+    origin=st.text(st.characters(min_codepoint=0x21, exclude_characters="\n", exclude_categories=["Cs"]),
+                   min_size=1, max_size=30),
     size=st.integers(0, 2**64 - 1),
     root=st.binary(min_size=32, max_size=32),
-    exts=st.lists(st.text(st.characters(min_codepoint=0x20), min_size=1, max_size=10), max_size=3),
+    exts=st.lists(st.text(st.characters(min_codepoint=0x20, exclude_categories=["Cs"]), min_size=1, max_size=10),
+                  max_size=3),
 )
 def test_round_trip_property(origin: str, size: int, root: bytes, exts: list[str]) -> None:
     body = N.format_checkpoint(origin, size, root, exts)
