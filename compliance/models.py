@@ -44,8 +44,11 @@ class LedgerEntry(AppendOnlyModel):
     was hashed: leaf_hash = SHA-256(0x00 || body)."""
 
     index = models.BigIntegerField(primary_key=True)
-    kind = models.CharField(max_length=64, db_index=True)
-    subject = models.CharField(max_length=128, db_index=True, blank=True)
+    # no single-column indexes: the (kind, index) and (subject, index) indexes below
+    # serve equality lookups on either column, and on PostgreSQL a CharField's
+    # db_index costs two indexes (plus a LIKE one) on every one of millions of appends
+    kind = models.CharField(max_length=64)
+    subject = models.CharField(max_length=128, blank=True)
     body = models.TextField()
     leaf_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField()
