@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 
 from compliance import ledger
+from compliance.canonical import canonical_json
 from lineage.models import Prediction, PredictionSalt
 
 from .provenance import ProvenanceRecord, datetime_from_us, iso_from_us
@@ -41,7 +42,7 @@ __all__ = ["ProvenanceRecord", "write_records", "WriteResult", "SyncRecorder", "
 # One COPY line per record; the pattern doubles as validation, so a malformed record
 # can never smuggle a tab or newline into the COPY stream.
 _LINE = re.compile(
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\t[0-9]{1,18}\t[0-9a-f]{64}\t"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\t[0-9]{1,15}\t[0-9a-f]{64}\t"
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\t[0-9a-f]{64}\t[0-9a-f]{64}\t"
     r"(?:[0-9]{1,10}|\\N)\t(?:[0-9a-f]{64})?"
 )
@@ -120,36 +121,52 @@ def write_records(records: list[ProvenanceRecord], *, actor: str = "inference") 
         duplicates.extend(iid for iid in unique if iid in existing)
         if not fresh:
             return WriteResult(0, duplicates)
-        entries = ledger.append_many([
-            ledger.Event("prediction.recorded", r.ledger_payload(), subject=f"prediction:{r.id}", actor=actor,
-                         time=datetime_from_us(r.ts_us))
-            for r in fresh
-        ])
+        first = ledger.append_rendered("prediction.recorded", fresh, body_renderer(actor))
         if connection.vendor == "postgresql":
-            _copy_rows(fresh, entries, lines)
+            _copy_rows(fresh, first, lines)
         else:
-            _create_rows(fresh, entries)
+            _create_rows(fresh, first)
     return WriteResult(len(fresh), duplicates)
 
 
-def _copy_rows(fresh: list[ProvenanceRecord], entries, lines: dict[str, str]) -> None:
+def body_renderer(actor: str):
+    """`render(index, record)` for ledger.append_rendered: the `prediction.recorded`
+    entry of a record as (subject, time, body), the body written straight from a
+    template.  It is the RFC 8785 form of entry_body(index, Event("prediction.recorded",
+    record.ledger_payload(), ...)) because every field it interpolates has already
+    passed _LINE (hex, UUID text, an integer below 2**53, ISO time: nothing JSON
+    escapes) and the keys are written in sorted order; tests hold the two equal."""
+    actor_json = canonical_json(actor).decode()
+    head = f'{{"actor":{actor_json},"index":'
+
+    def render(index: int, r: ProvenanceRecord) -> tuple[str, str, str]:
+        ts = iso_from_us(r.ts_us)
+        return f"prediction:{r.id}", ts, (
+            f'{head}{index},"kind":"prediction.recorded","payload":{{"deployment_id":{r.deployment_id},'
+            f'"engine_sha256":"{r.engine_sha256}","inference_id":"{r.id}","input_digest":"{r.input_digest}",'
+            f'"output_digest":"{r.output_digest}","timestamp":"{ts}"}},"subject":"prediction:{r.id}","time":"{ts}"}}')
+
+    return render
+
+
+def _copy_rows(fresh: list[ProvenanceRecord], first: int, lines: dict[str, str]) -> None:
     columns = [Prediction._meta.get_field(name).column for name in (
         "inference_id", "deployment", "engine_sha256", "timestamp", "input_digest", "output_digest", "latency_us",
         "ledger_index")]
     # A COPY line is the validated record line minus the salt, plus the ledger index.
     _copy(Prediction._meta.db_table, columns,
-          (f"{lines[r.id].rpartition(chr(9))[0]}\t{e.index}\n" for r, e in zip(fresh, entries)))
+          (f"{lines[r.id].rpartition(chr(9))[0]}\t{index}\n" for index, r in enumerate(fresh, first)))
     salted = [r for r in fresh if r.salt]
     if salted:
         _copy(PredictionSalt._meta.db_table, ["inference_id", "salt"], (f"{r.id}\t{r.salt}\n" for r in salted))
 
 
-def _create_rows(fresh: list[ProvenanceRecord], entries) -> None:
+def _create_rows(fresh: list[ProvenanceRecord], first: int) -> None:
     Prediction.objects.bulk_create([
         Prediction(inference_id=r.id, deployment_id=r.deployment_id, engine_sha256=r.engine_sha256,
                    timestamp=datetime_from_us(r.ts_us), input_digest=r.input_digest, output_digest=r.output_digest,
-                   latency_us=r.latency_us, ledger_index=e.index)
-        for r, e in zip(fresh, entries)
+                   latency_us=r.latency_us, ledger_index=index)
+        for index, r in enumerate(fresh, first)
     ], batch_size=2000)
     PredictionSalt.objects.bulk_create(
         [PredictionSalt(inference_id=r.id, salt=r.salt) for r in fresh if r.salt], batch_size=2000)

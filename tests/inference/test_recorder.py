@@ -14,12 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
+from hypothesis import given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
 
 from compliance import ledger
 from compliance.models import LedgerEntry
 from inference import recorder as recorder_module
 from inference.benchmarks.provenance import fake_records
+from inference.provenance import ProvenanceRecord, datetime_from_us, iso_from_us, uuid7_text
 from inference.recorder import BufferedRecorder, write_records
 from inference.runtime import AuditedService
 from lineage.models import Prediction, PredictionSalt
@@ -71,6 +75,45 @@ def test_it_stores_nothing_of_a_batch_with_a_malformed_record(credit_deployment)
     with pytest.raises(ValueError, match=records[3].id):
         write_records(records)
     assert Prediction.objects.count() == 0 and ledger.size() == size
+
+
+@settings_hypothesis(max_examples=200, deadline=None)
+@given(actor=st.text(max_size=40), deployment_id=st.integers(1, 10**15 - 1), ts_us=st.integers(0, 2**52),
+       index=st.integers(0, 2**53 - 1), digests=st.lists(st.binary(min_size=32, max_size=32), min_size=3, max_size=3),
+       rand=st.binary(min_size=10, max_size=10))
+def test_the_rendered_prediction_body_is_the_canonical_entry_body(actor, deployment_id, ts_us, index, digests, rand):
+    record = ProvenanceRecord(uuid7_text(ts_us // 1000, rand), deployment_id, digests[0].hex(), None,
+                              digests[1].hex(), digests[2].hex(), 17, "", ts_us=ts_us)
+    subject, when, body = recorder_module.body_renderer(actor)(index, record)
+    event = ledger.Event("prediction.recorded", record.ledger_payload(), subject=f"prediction:{record.id}",
+                         actor=actor)
+    assert body.encode() == ledger.entry_body(index, event, datetime_from_us(ts_us))
+    assert (subject, when) == (event.subject, iso_from_us(ts_us))
+    assert ledger.check_row(index, "prediction.recorded", subject, body,
+                            ledger.leaf_hash(body.encode()))[1] is None
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_rendered_appends_store_what_was_rendered_even_with_copy_control_characters():
+    """Bodies with a tab, newline or backslash survive PostgreSQL's COPY text format
+    unchanged, and each leaf hashes its stored body."""
+    texts = ["plain", "tab\there", "new\nline", "back\\slash", "cr\rhere", "ünïcode"]
+
+    def render(index, text):
+        event = ledger.Event("alert.raised", {"message": text}, subject=f"s:{text}", actor="t")
+        return event.subject, "2026-11-26T04:00:00.000000Z", ledger.entry_body(
+            index, event, datetime_from_us(1_795_665_600_000_000)).decode()
+
+    with transaction.atomic():
+        first = ledger.append_rendered("alert.raised", texts, render)
+    rows = list(LedgerEntry.objects.filter(index__gte=first).order_by("index"))
+    assert [ledger.payload_of(e)["message"] for e in rows] == texts
+    assert [e.subject for e in rows] == [f"s:{t}" for t in texts]
+    assert all(ledger.check_entry(e) is None for e in rows)
+    assert ledger.size() == first + len(texts)
+    with pytest.raises(ValueError, match="unknown ledger event kind"), transaction.atomic():
+        ledger.append_rendered("no.such.kind", texts, render)
 
 
 # PostgreSQL only: the test database on SQLite is an in-memory shared cache, whose
