@@ -26,7 +26,18 @@ def test_it_stores_nodes_that_reproduce_the_reference_root_at_every_size():
         assert merkle.verify_inclusion(hashes[index], index, 30, proof, tree.root(30))
     for old in range(1, 30):
         assert merkle.verify_consistency(old, 30, tree.root(old), tree.root(30), tree.consistency_proof(old, 30))
-    assert MerkleNode.objects.count() == 30 + 15 + 7 + 3 + 1
+    # only subtrees of 16 leaves or more are stored; smaller ones come from the leaf hashes
+    assert [(n.level, n.index) for n in MerkleNode.objects.all()] == [(4, 0)]
+
+
+def test_an_append_reads_its_frontier_in_one_query_per_table(django_assert_max_num_queries):
+    _append_batches([21])  # a frontier of (4, 0), (2, 4), (0, 20): one stored node, five leaves
+    # savepoint, head lock, entries, frontier node, frontier leaves, new nodes, head, release
+    with django_assert_max_num_queries(8):
+        ledger.append_many([ledger.Event("trace.viewed", {"n": i}) for i in range(40)])
+    hashes = leaves()
+    assert tree.root(61) == merkle.naive_root(hashes)
+    assert sorted((n.level, n.index) for n in MerkleNode.objects.all()) == [(4, 0), (4, 1), (4, 2), (5, 0)]
 
 
 def test_it_makes_a_signed_checkpoint_and_exports_it(settings, tmp_path):
@@ -106,6 +117,14 @@ def test_reads_stay_logarithmic():
     merkle.consistency_proof(700, 1025, reader)
     assert reader.reads <= 2 * 11
     assert merkle.root(1025, tree.DbNodeReader()) == merkle.naive_root(hashes)
+
+
+def test_a_missing_entry_makes_a_low_node_missing():
+    _append_batches([10])
+    reader = tree.DbNodeReader()
+    with pytest.raises(merkle.MissingNodeError):
+        reader.get_many([(3, 1)])  # leaves 8..15: only 8 and 9 exist
+    assert reader.get(1, 4) == merkle.node_hash(*leaves()[8:10])
 
 
 def test_a_checkpoint_is_not_made_for_its_own_entry_alone(settings, tmp_path):

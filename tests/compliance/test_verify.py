@@ -61,7 +61,9 @@ def test_it_finds_an_edited_payload(seeded):
 def test_it_finds_an_edited_payload_whose_leaf_hash_was_updated(seeded):
     with attack():
         rewrite_body(20, lambda b: b["payload"].update(who="mallory"), fix_leaf_hash=True)
-    check(20, "stored leaf node of entry #20 differs")
+    # leaves are not stored apart from their entries, so the edit is consistent up to
+    # the first stored node or signed root over it: checkpoint b (size 29) comes first
+    check(16, f"checkpoint #{seeded.b.id} (size 29)", "differs from the root recomputed", "entries 16..28")
 
 
 def test_it_finds_an_edited_payload_even_when_every_node_was_recomputed(seeded):
@@ -90,8 +92,8 @@ def test_it_finds_a_row_inserted_in_the_middle(seeded):
         sql('INSERT INTO compliance_ledgerentry ("index", kind, subject, body, leaf_hash, created_at) '
             'VALUES (%s, %s, %s, %s, %s, %s)',
             [22, forged.kind, forged.subject, body.decode(), ledger.leaf_hash(body), row["created_at"]])
-    # the forged row is self-consistent; its leaf is not the one the tree holds
-    check(22, "stored leaf node of entry #22 differs")
+    # the forged row is self-consistent; the row pushed down after it is not
+    check(23, "entry #23", "body says index 22, row is 23")
 
 
 def test_it_finds_two_swapped_rows(seeded):
@@ -103,7 +105,7 @@ def test_it_finds_two_swapped_rows(seeded):
     check(18, "body says index 25, row is 18")
 
 
-@pytest.mark.parametrize("level, index, first_bad", [(0, 33, 33), (2, 5, 20), (4, 1, 16)])
+@pytest.mark.parametrize("level, index, first_bad", [(4, 0, 0), (4, 1, 16), (5, 0, 0)])
 def test_it_finds_an_edited_node_hash(seeded, level, index, first_bad):
     with attack():
         sql("UPDATE compliance_merklenode SET hash = %s WHERE id = %s", [b"\x07" * 32, MerkleNode.key(level, index)])
@@ -112,8 +114,16 @@ def test_it_finds_an_edited_node_hash(seeded, level, index, first_bad):
 
 def test_it_finds_a_deleted_node(seeded):
     with attack():
-        sql("DELETE FROM compliance_merklenode WHERE id = %s", [MerkleNode.key(1, 12)])
-    check(24, "(level 1, index 12)", "is missing")
+        sql("DELETE FROM compliance_merklenode WHERE id = %s", [MerkleNode.key(4, 1)])
+    check(16, "(level 4, index 1)", "is missing")
+
+
+def test_it_checks_a_low_node_an_older_version_stored(seeded):
+    """Below level 4 nodes are derived from the leaves, not stored; one an older
+    version stored must still agree with the entries."""
+    with attack():
+        sql("INSERT INTO compliance_merklenode (id, hash) VALUES (%s, %s)", [MerkleNode.key(2, 5), b"\x07" * 32])
+    check(20, "(level 2, index 5)", "differs from the hash recomputed")
 
 
 def test_it_finds_a_checkpoint_resigned_with_an_unregistered_key(seeded):
