@@ -149,24 +149,24 @@ def append_rendered(kind: str, items: Sequence, render: Callable[[int, object], 
     start = _lock_head()
     if not items:
         return start
-    leaves: list[bytes] = []
+    nodes = tree.open_batch(start, len(items))
     if connection.vendor == "postgresql":
-        _copy_rendered(kind, start, items, render, leaves)
+        _copy_rendered(kind, start, items, render, nodes.add)
     else:
         rows = []
         for offset, item in enumerate(items):
             subject, when, body = render(start + offset, item)
             digest = hashlib.sha256(b"\x00" + body.encode()).digest()
-            leaves.append(digest)
+            nodes.add(digest)
             rows.append(LedgerEntry(index=start + offset, kind=kind, subject=subject[:128], body=body,
                                     leaf_hash=digest.hex(), created_at=datetime.fromisoformat(when)))
         LedgerEntry.objects.bulk_create(rows, batch_size=2000)
-    tree.store_leaves(start, leaves)
+    tree.store_nodes(nodes.rows)
     LedgerHead.objects.filter(pk=1).update(size=start + len(items))
     return start
 
 
-def _copy_rendered(kind: str, start: int, items: Sequence, render, leaves: list[bytes]) -> None:
+def _copy_rendered(kind: str, start: int, items: Sequence, render, add_leaf: Callable[[bytes], None]) -> None:
     sha256 = hashlib.sha256
     columns = ", ".join(connection.ops.quote_name(LedgerEntry._meta.get_field(f).column) for f in ENTRY_FIELDS)
     table = connection.ops.quote_name(LedgerEntry._meta.db_table)
@@ -177,7 +177,7 @@ def _copy_rendered(kind: str, start: int, items: Sequence, render, leaves: list[
             for offset, item in enumerate(items[first:first + RENDER_CHUNK], start + first):
                 subject, when, body = render(offset, item)
                 digest = sha256(b"\x00" + body.encode()).digest()
-                leaves.append(digest)
+                add_leaf(digest)  # the Merkle nodes are built while the server stores the previous chunk
                 subject = subject[:128]
                 if _COPY_UNSAFE.search(subject) or _COPY_UNSAFE.search(body):
                     subject, body = subject.translate(_COPY_ESCAPES), body.translate(_COPY_ESCAPES)

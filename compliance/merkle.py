@@ -285,32 +285,48 @@ def nodes_for_batch(
     batch are built in memory and only left-frontier nodes of the old tree (at most
     popcount(size_before)) are read.
     """
-    _check_size(size_before, "size_before")
-    _check_size(size_before + len(leaf_hashes), "new size")
-    if not leaf_hashes:
-        return []
-    frontier = _batch_frontier(size_before, len(leaf_hashes))
-    old = _getter(get_node, frontier)
-    frontier_set = set(frontier)
-    pending: dict[int, tuple[int, bytes]] = {}  # level -> (index, hash) of a left child
-    rows: list[NodeRow] = []
-    for offset, lh in enumerate(leaf_hashes):
-        level, index = 0, size_before + offset
-        h = _check_hash(lh, f"leaf hash {offset}")
+    batch = BatchNodes(size_before, len(leaf_hashes), get_node)
+    for lh in leaf_hashes:
+        batch.add(lh)
+    return batch.rows
+
+
+class BatchNodes:
+    """:func:`nodes_for_batch` one leaf at a time, for an appender that hashes its
+    leaves as it streams them: the old frontier is read up front, then each
+    :meth:`add` extends ``rows`` with the leaf and the subtrees it completes."""
+
+    def __init__(self, size_before: int, count: int, get_node: NodeSource) -> None:
+        _check_size(size_before, "size_before")
+        _check_size(size_before + count, "new size")
+        frontier = _batch_frontier(size_before, count) if count else []
+        self._old = _getter(get_node, frontier)
+        self._frontier = set(frontier)
+        self._pending: dict[int, tuple[int, bytes]] = {}  # level -> (index, hash) of a left child
+        self.start = self.size = size_before
+        self.end = size_before + count
+        self.rows: list[NodeRow] = []
+
+    def add(self, leaf_hash: bytes) -> None:
+        level, index = 0, self.size
+        if index >= self.end:
+            raise ValueError("more leaves than the batch was opened for")
+        h = _check_hash(leaf_hash, f"leaf hash {index - self.start}")
+        rows, pending = self.rows, self._pending
         rows.append((level, index, h))
         while index & 1:
             mine = pending.pop(level, None)
             if mine is not None and mine[0] == index - 1:
                 left = mine[1]
-            elif (level, index - 1) in frontier_set:
-                left = old(level, index - 1)
+            elif (level, index - 1) in self._frontier:
+                left = self._old(level, index - 1)
             else:
                 raise MissingNodeError((level, index - 1))
             h = node_hash(left, h)
             level, index = level + 1, index >> 1
             rows.append((level, index, h))
         pending[level] = (index, h)
-    return rows
+        self.size += 1
 
 
 def _batch_frontier(size_before: int, count: int) -> list[Key]:

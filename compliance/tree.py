@@ -67,7 +67,17 @@ def store_leaves(size_before: int, leaf_hashes: list[bytes]) -> None:
     """Store the nodes for leaves appended at [size_before, size_before + n) (their
     entries already inserted). Runs inside the append transaction, under the ledger
     head lock."""
-    rows = merkle.nodes_for_batch(size_before, leaf_hashes, DbNodeReader())
+    store_nodes(merkle.nodes_for_batch(size_before, leaf_hashes, DbNodeReader()))
+
+
+def open_batch(size_before: int, count: int) -> merkle.BatchNodes:
+    """A merkle.BatchNodes for `count` leaves appended at `size_before`, its frontier
+    read now (so that the caller can then stream the entries in one COPY); hand its
+    rows to store_nodes once every leaf is added."""
+    return merkle.BatchNodes(size_before, count, DbNodeReader())
+
+
+def store_nodes(rows: list[merkle.NodeRow]) -> None:
     insert_rows(MerkleNode, ("id", "hash"),
                 [(MerkleNode.key(level, index), h) for level, index, h in rows if level >= STORED_FROM_LEVEL])
 

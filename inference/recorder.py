@@ -39,21 +39,62 @@ log = logging.getLogger("traceledger.recorder")
 __all__ = ["ProvenanceRecord", "write_records", "WriteResult", "SyncRecorder", "ListRecorder", "BufferedRecorder",
            "metrics"]
 
-# One COPY line per record; the pattern doubles as validation, so a malformed record
-# can never smuggle a tab or newline into the COPY stream.
-_LINE = re.compile(
+# A Prediction COPY line up to the ledger index; deployment ids stay below 2**53
+# (RFC 8785's integer range).
+_ROW = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\t[0-9]{1,15}\t[0-9a-f]{64}\t"
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\t[0-9a-f]{64}\t[0-9a-f]{64}\t"
-    r"(?:[0-9]{1,10}|\\N)\t(?:[0-9a-f]{64})?"
+    r"(?:[0-9]{1,10}|\\N)\t"
 )
-_COPY_CHUNK = 1 << 20
+_SALT = re.compile(r"(?:[0-9a-f]{64})?")
+_COPY_LINES = 1000
 _NULL = "\\N"
+_PREDICTION_COLUMNS = [Prediction._meta.get_field(name).column for name in (
+    "inference_id", "deployment", "engine_sha256", "timestamp", "input_digest", "output_digest", "latency_us",
+    "ledger_index")]
 
 
 @dataclass
 class WriteResult:
     stored: int = 0
     duplicates: list[str] = field(default_factory=list)
+
+
+class Prepared:
+    """A batch checked and formatted for the database, with no database access, so a
+    recorder can prepare the next batch while the current one is being written:
+    `records` unique by inference id (later repeats are in `duplicates`), `rows` their
+    Prediction COPY lines up to the ledger index, `salts` their salt lines."""
+
+    __slots__ = ("records", "rows", "salts", "duplicates")
+
+    def __init__(self, records, rows, salts, duplicates):
+        self.records, self.rows, self.salts, self.duplicates = records, rows, salts, duplicates
+
+    def __len__(self) -> int:
+        return len(self.records) + len(self.duplicates)
+
+
+def prepare(records: list[ProvenanceRecord]) -> Prepared:
+    """Raises ValueError naming the first malformed record."""
+    unique: dict[str, ProvenanceRecord] = {}
+    duplicates: list[str] = []
+    for r in records:
+        if r.id in unique:
+            duplicates.append(r.id)
+        else:
+            unique[r.id] = r
+    rows, salts = [], []
+    for r in unique.values():
+        # the pattern doubles as validation: nothing in a COPY line can be a tab,
+        # newline or backslash, and the ledger body template needs nothing escaped
+        row = (f"{r.id}\t{r.deployment_id}\t{r.engine_sha256}\t{iso_from_us(r.ts_us)}\t{r.input_digest}\t"
+               f"{r.output_digest}\t{_NULL if r.latency_us is None else r.latency_us}\t")
+        if _ROW.fullmatch(row) is None or _SALT.fullmatch(r.salt) is None:
+            raise ValueError(f"malformed provenance record {r.id!r}")
+        rows.append(row)
+        salts.append(f"{r.id}\t{r.salt}\n" if r.salt else "")
+    return Prepared(list(unique.values()), rows, salts, duplicates)
 
 
 def _existing_ids(ids: list[str]) -> set[str]:
@@ -74,28 +115,17 @@ def _existing_ids(ids: list[str]) -> set[str]:
     return found
 
 
-def _lines(records: list[ProvenanceRecord]) -> list[str]:
-    lines = []
-    for r in records:
-        line = (f"{r.id}\t{r.deployment_id}\t{r.engine_sha256}\t{iso_from_us(r.ts_us)}\t{r.input_digest}\t"
-                f"{r.output_digest}\t{_NULL if r.latency_us is None else r.latency_us}\t{r.salt}")
-        if _LINE.fullmatch(line) is None:
-            raise ValueError(f"malformed provenance record {r.id!r}")
-        lines.append(line)
-    return lines
-
-
-def _copy(table: str, columns: list[str], rows) -> None:
+def _copy(table: str, columns: list[str], lines) -> None:
+    """COPY text lines, written in chunks as they are generated: the server stores
+    one chunk while the next is formatted."""
     sql = f'COPY "{table}" ({", ".join(columns)}) FROM STDIN'
     with connection.cursor() as cursor, cursor.copy(sql) as copy:
         chunk: list[str] = []
-        size = 0
-        for row in rows:
-            chunk.append(row)
-            size += len(row)
-            if size >= _COPY_CHUNK:
+        for line in lines:
+            chunk.append(line)
+            if len(chunk) == _COPY_LINES:
                 copy.write("".join(chunk))
-                chunk, size = [], 0
+                chunk = []
         if chunk:
             copy.write("".join(chunk))
 
@@ -104,29 +134,31 @@ def write_records(records: list[ProvenanceRecord], *, actor: str = "inference") 
     """Make records durable in one transaction with their ledger leaves; records
     already stored (same inference id, here or earlier in the list) are skipped and
     reported as duplicates. Raises ValueError for a malformed record (nothing stored)."""
-    if not records:
-        return WriteResult()
-    unique: dict[str, ProvenanceRecord] = {}
-    duplicates: list[str] = []
-    for r in records:
-        if r.id in unique:
-            duplicates.append(r.id)
-        else:
-            unique[r.id] = r
-    lines = dict(zip(unique, _lines(list(unique.values()))))
+    return write_prepared(prepare(records), actor=actor)
+
+
+def write_prepared(batch: Prepared, *, actor: str = "inference") -> WriteResult:
+    if not batch.records:
+        return WriteResult(0, list(batch.duplicates))
+    duplicates = list(batch.duplicates)
     with transaction.atomic():
         ledger.hold_head()
-        existing = _existing_ids(list(unique))
-        fresh = [r for iid, r in unique.items() if iid not in existing]
-        duplicates.extend(iid for iid in unique if iid in existing)
-        if not fresh:
-            return WriteResult(0, duplicates)
-        first = ledger.append_rendered("prediction.recorded", fresh, body_renderer(actor))
+        existing = _existing_ids([r.id for r in batch.records])
+        if existing:
+            keep = [i for i, r in enumerate(batch.records) if r.id not in existing]
+            duplicates.extend(r.id for r in batch.records if r.id in existing)
+            batch = Prepared([batch.records[i] for i in keep], [batch.rows[i] for i in keep],
+                             [batch.salts[i] for i in keep], [])
+            if not batch.records:
+                return WriteResult(0, duplicates)
+        first = ledger.append_rendered("prediction.recorded", batch.records, body_renderer(actor))
         if connection.vendor == "postgresql":
-            _copy_rows(fresh, first, lines)
+            _copy(Prediction._meta.db_table, _PREDICTION_COLUMNS,
+                  (f"{row}{index}\n" for index, row in enumerate(batch.rows, first)))
+            _copy(PredictionSalt._meta.db_table, ["inference_id", "salt"], (s for s in batch.salts if s))
         else:
-            _create_rows(fresh, first)
-    return WriteResult(len(fresh), duplicates)
+            _create_rows(batch.records, first)
+    return WriteResult(len(batch.records), duplicates)
 
 
 def body_renderer(actor: str):
@@ -134,7 +166,7 @@ def body_renderer(actor: str):
     entry of a record as (subject, time, body), the body written straight from a
     template.  It is the RFC 8785 form of entry_body(index, Event("prediction.recorded",
     record.ledger_payload(), ...)) because every field it interpolates has already
-    passed _LINE (hex, UUID text, an integer below 2**53, ISO time: nothing JSON
+    passed prepare() (hex, UUID text, an integer below 2**53, ISO time: nothing JSON
     escapes) and the keys are written in sorted order; tests hold the two equal."""
     actor_json = canonical_json(actor).decode()
     head = f'{{"actor":{actor_json},"index":'
@@ -147,18 +179,6 @@ def body_renderer(actor: str):
             f'"output_digest":"{r.output_digest}","timestamp":"{ts}"}},"subject":"prediction:{r.id}","time":"{ts}"}}')
 
     return render
-
-
-def _copy_rows(fresh: list[ProvenanceRecord], first: int, lines: dict[str, str]) -> None:
-    columns = [Prediction._meta.get_field(name).column for name in (
-        "inference_id", "deployment", "engine_sha256", "timestamp", "input_digest", "output_digest", "latency_us",
-        "ledger_index")]
-    # A COPY line is the validated record line minus the salt, plus the ledger index.
-    _copy(Prediction._meta.db_table, columns,
-          (f"{lines[r.id].rpartition(chr(9))[0]}\t{index}\n" for index, r in enumerate(fresh, first)))
-    salted = [r for r in fresh if r.salt]
-    if salted:
-        _copy(PredictionSalt._meta.db_table, ["inference_id", "salt"], (f"{r.id}\t{r.salt}\n" for r in salted))
 
 
 def _create_rows(fresh: list[ProvenanceRecord], first: int) -> None:
