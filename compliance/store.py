@@ -2,17 +2,20 @@
 
 Writes are atomic (temp file in the store, fsync, rename) and the SHA-256 is computed
 while the bytes are written, so a file is never read twice to learn its digest and a
-reader never sees a partial file.  Paths are derived only from validated hex digests,
+reader never sees a partial file.  `pinned` reads a stored file so that the bytes a
+caller uses are the bytes it hashed.  Paths are derived only from validated hex digests,
 so nothing outside the store can be named.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import mmap
 import os
 import re
 import shutil
+import signal
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,6 +64,84 @@ def hash_file(path: str | os.PathLike) -> str:
             return hashlib.sha256(mapped).hexdigest()
 
 
+class Pinned:
+    """A file's bytes held so that the bytes hashed are the bytes used (see `pinned`).
+    `data` and `sha256` are valid inside the `with`; call `unchanged()` after the last
+    use of `data`."""
+
+    def __init__(self, data: memoryview | bytes, sha256: str, leased_fd: int | None):
+        self.data = data
+        self.sha256 = sha256
+        self.mapped = leased_fd is not None
+        self._fd = leased_fd
+
+    def unchanged(self) -> bool:
+        """False when someone opened the mapped file for writing (or truncated it) while
+        it was held: the bytes used may then differ from the bytes hashed."""
+        if self._fd is None:
+            return True  # a private copy: nothing outside the process can change it
+        try:
+            return fcntl.fcntl(self._fd, fcntl.F_GETLEASE) == fcntl.F_RDLCK
+        except OSError:
+            return False
+
+
+# The kernel tells a lease holder of a pending write with a signal, SIGIO unless told
+# otherwise, and SIGIO's default action ends the process.  SIGURG's default is to
+# ignore it; `Pinned.unchanged` asks the lease instead.
+_LEASE_SIGNAL = signal.SIGURG
+
+
+def _read_lease(fd: int) -> bool:
+    """Take a read lease on `fd`; False where the kernel will not grant one (not Linux,
+    a file system without leases, a file we neither own nor have CAP_LEASE for, or one
+    that is open for writing somewhere right now)."""
+    if not hasattr(fcntl, "F_SETLEASE"):
+        return False
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETSIG, _LEASE_SIGNAL)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def pinned(path: str | os.PathLike) -> Iterator[Pinned]:
+    """Yield a file's bytes and their SHA-256, hashed once, with no way for the bytes
+    used inside the `with` to differ from the bytes hashed unnoticed.
+
+    Where the kernel grants a read lease, the file is mapped, hashed through the mapping
+    and handed on without a copy: while we hold the lease, an open for writing or a
+    truncate of the file waits until we let go (for at most
+    /proc/sys/fs/lease-break-time) and the lease records that it came, which
+    `Pinned.unchanged()` reports.  A rename over the path does not touch the file we
+    hold.  A writer kept waiting past lease-break-time gets in: the verdict is then a
+    refusal, or, had it truncated the file, the process ends on SIGBUS; either way no
+    unverified byte is used.  Where no lease is granted, the bytes are read once into
+    private memory and hashed there (a copy: slower, and just as safe).  Raises
+    FileNotFoundError."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        leased = _read_lease(fd)
+        size = os.fstat(fd).st_size  # after the lease: a truncate now waits for us
+        if leased and size:
+            with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mapped:
+                if hasattr(mapped, "madvise"):
+                    mapped.madvise(mmap.MADV_SEQUENTIAL)
+                view = memoryview(mapped)
+                try:
+                    yield Pinned(view, hashlib.sha256(view).hexdigest(), fd)
+                finally:
+                    view.release()
+            return
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read()
+        yield Pinned(data, hashlib.sha256(data).hexdigest(), None)
+    finally:
+        os.close(fd)  # and with it the lease
+
+
 class ArtifactStore:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -98,6 +179,11 @@ class ArtifactStore:
 
     def read(self, sha256: str) -> bytes:
         return self.path_for(sha256).read_bytes()
+
+    def pinned(self, sha256: str):
+        """A stored file's bytes and their recomputed digest, held unchanged while used
+        (see `pinned`)."""
+        return pinned(self.path_for(sha256))
 
     def verify(self, sha256: str) -> str | None:
         """Re-hash a stored file; None when it matches, else the reason."""

@@ -1,7 +1,10 @@
 """The verified loader: an engine is deserialized only after its bytes hash to the
 deployment's pinned digest and its manifest verifies under a registered, unrevoked
-build key.  The bytes that are hashed are the bytes that are loaded (read once, into
-memory), so the file cannot be swapped between the check and the load.
+build key.  The bytes that are hashed are the bytes that are loaded: the store file is
+hashed once, through a memory mapping held under a read lease, and the same mapping is
+handed to the backend; a write to the file while it is held turns the verdict into a
+refusal (see compliance.store.pinned; without a lease the bytes are read once into
+private memory instead).
 
 Every attempt is an EngineLoad with its verdict and a ledger entry; any refusal also
 raises an Alert, and nothing runs.
@@ -10,15 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Iterator
 
 from django.db import transaction
 
 from compliance import dsse, keys, ledger
 from compliance.alerts import raise_alert
 from compliance.models import SigningKey
-from compliance.store import default_store
+from compliance.store import Pinned, default_store
 from lineage.actions import host_name, live_deployment
 from lineage.models import Deployment, Engine, EngineLoad
 
@@ -71,23 +76,62 @@ def verify_manifest(engine: Engine, actual_sha256: str) -> tuple[str, str]:
     return EngineLoad.VERIFIED, "digest and signature verified"
 
 
-def check_deployment(deployment: Deployment) -> tuple[str, str, str, bytes | None]:
-    """(verdict, detail, actual sha256, engine bytes when verified)."""
-    engine = deployment.engine
-    store = default_store()
-    try:
-        data = store.path_for(deployment.engine_sha256).read_bytes()
-    except FileNotFoundError:
-        return "digest_mismatch", "engine file is missing from the store", "", None
-    actual = hashlib.sha256(data).hexdigest()
+@dataclass
+class EngineCheck:
+    """The load-time check of a deployment's engine.  `data` (the engine bytes, when
+    verified) is valid only inside `check_deployment`'s `with`; the verdict is final
+    once the `with` has ended."""
+
+    verdict: str
+    detail: str
+    actual_sha256: str
+    data: memoryview | bytes | None = None
+    mapped: bool = False  # hashed through a mapping held under a read lease (else a private copy)
+    _pinned: Pinned | None = field(default=None, repr=False)
+
+    @property
+    def verified(self) -> bool:
+        return self.verdict == EngineLoad.VERIFIED
+
+    def settle(self) -> None:
+        """After the last use of `data`: refuse if the file was written to meanwhile."""
+        if self.verified and self._pinned is not None and not self._pinned.unchanged():
+            self.verdict = "digest_mismatch"
+            self.detail = "the engine file was opened for writing while it was verified and loaded"
+        self.data = self._pinned = None
+
+
+@contextmanager
+def check_deployment(deployment: Deployment) -> Iterator[EngineCheck]:
+    """Check a deployment's engine: its bytes (hashed once, from the store) against the
+    deployment's pin, the manifest against its pin, the engine's usability, and the
+    manifest's DSSE signature and signed subject.  The engine bytes are held, unchanged,
+    until the `with` ends."""
+    with ExitStack() as stack:
+        try:
+            pinned = stack.enter_context(default_store().pinned(deployment.engine_sha256))
+        except FileNotFoundError:
+            yield EngineCheck("digest_mismatch", "engine file is missing from the store", "")
+            return
+        check = _check(deployment, deployment.engine, pinned.sha256)
+        check.mapped = pinned.mapped
+        if check.verified:
+            check.data, check._pinned = pinned.data, pinned
+        try:
+            yield check
+        finally:
+            check.settle()
+
+
+def _check(deployment: Deployment, engine: Engine, actual: str) -> EngineCheck:
     if actual != deployment.engine_sha256:
-        return "digest_mismatch", f"engine bytes hash to {actual[:16]}…, deployment pins {deployment.engine_sha256[:16]}…", actual, None
+        return EngineCheck("digest_mismatch", f"engine bytes hash to {actual[:16]}…, deployment pins "
+                                              f"{deployment.engine_sha256[:16]}…", actual)
     if hashlib.sha256(engine.manifest.encode()).hexdigest() != deployment.manifest_sha256:
-        return "digest_mismatch", "engine manifest differs from the one pinned at deployment", actual, None
+        return EngineCheck("digest_mismatch", "engine manifest differs from the one pinned at deployment", actual)
     if not engine.usable:
-        return "unusable", "engine was marked unusable by re-verification", actual, None
-    verdict, detail = verify_manifest(engine, actual)
-    return verdict, detail, actual, (data if verdict == EngineLoad.VERIFIED else None)
+        return EngineCheck("unusable", "engine was marked unusable by re-verification", actual)
+    return EngineCheck(*verify_manifest(engine, actual), actual)
 
 
 def load_verified(service: str, environment: str | None = None) -> LoadedEngine:
@@ -96,12 +140,22 @@ def load_verified(service: str, environment: str | None = None) -> LoadedEngine:
     if deployment is None:
         load = record_load(None, service, "not_deployed", f"no live deployment for service {service!r}", "", host)
         raise EngineRefused("not_deployed", load.detail, load)
-    verdict, detail, actual, data = check_deployment(deployment)
-    load = record_load(deployment, service, verdict, detail, actual, host)
-    if data is None:
-        raise EngineRefused(verdict, f"engine load refused for {service}: {verdict} ({detail})", load)
     engine = deployment.engine
-    runner = get_backend(engine.backend).load(data)
+    runner = None
+    with check_deployment(deployment) as check:
+        if check.verified:
+            try:
+                runner = get_backend(engine.backend).load(check.data)
+            except Exception:
+                check.settle()
+                record_load(deployment, service, check.verdict, check.detail, check.actual_sha256, host)
+                raise
+    load = record_load(deployment, service, check.verdict, check.detail, check.actual_sha256, host)
+    if not check.verified:
+        if runner is not None and hasattr(runner, "close"):
+            runner.close()
+        raise EngineRefused(check.verdict, f"engine load refused for {service}: {check.verdict} ({check.detail})",
+                            load)
     return LoadedEngine(deployment, engine, runner, load, engine.build.model.inputs)
 
 

@@ -1,9 +1,9 @@
 """The one small interface every engine backend implements.
 
 build(ONNX path, BuildSpec) -> BuildResult (engine bytes + JSON-safe metadata);
-load(engine bytes) -> Runner; Runner.run(named numpy inputs) -> named numpy outputs;
-describe_device().  Metadata never carries floats: they are written as strings so
-that it can go into signed, canonical JSON unchanged.
+load(engine bytes, or a read-only buffer of them) -> Runner; Runner.run(named numpy
+inputs) -> named numpy outputs; describe_device().  Metadata never carries floats:
+they are written as strings so that it can go into signed, canonical JSON unchanged.
 """
 from __future__ import annotations
 
@@ -74,4 +74,4 @@ class Backend(Protocol):
 
     def build(self, onnx_path: str, spec: BuildSpec) -> BuildResult: ...
 
-    def load(self, engine: bytes) -> Runner: ...
+    def load(self, engine: bytes | memoryview) -> Runner: ...

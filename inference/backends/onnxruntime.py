@@ -219,7 +219,9 @@ class OnnxRuntimeBackend:
             raise BuildError(f"INT8 quantization failed: {str(exc).splitlines()[0]}") from None
         return out
 
-    def load(self, engine: bytes) -> OrtRunner:
+    def load(self, engine: bytes | memoryview) -> OrtRunner:
+        if not isinstance(engine, bytes):
+            engine = bytes(engine)  # ONNX Runtime's Python API takes only bytes
         options = ort.SessionOptions()
         # The engine is already optimized; do not re-optimize at load time.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL

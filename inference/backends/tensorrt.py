@@ -148,7 +148,8 @@ def _io_tensors(trt, engine) -> tuple[dict, dict]:
 class TensorRTRunner:
     """Runs a deserialized engine: pycuda buffers, set_tensor_address, execute_async_v3."""
 
-    def __init__(self, trt, cuda, engine_bytes: bytes, device_index: int = 0, allow_engine_host_code: bool = False):
+    def __init__(self, trt, cuda, engine_bytes: bytes | memoryview, device_index: int = 0,
+                 allow_engine_host_code: bool = False):
         self._trt, self._cuda = trt, cuda
         self._lock = threading.Lock()
         self._logger = _shared_logger(trt)
@@ -292,7 +293,8 @@ class TensorRTBackend:
         except cuda.Error as exc:
             raise BackendUnavailable(f"CUDA device {self.device_index} is not usable: {one_line(exc)}") from None
 
-    def load(self, engine: bytes) -> TensorRTRunner:
+    def load(self, engine: bytes | memoryview) -> TensorRTRunner:
+        # Deserialized from the buffer itself, no copy.
         return TensorRTRunner(self._trt, _import_pycuda(), engine, self.device_index, self.allow_engine_host_code)
 
     def plan(self, onnx_path: str, spec: BuildSpec) -> BuildPlan:

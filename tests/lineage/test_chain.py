@@ -2,6 +2,7 @@
 Redis, or in-process on SQLite) → deploy → verified load → audited inference → trace."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -12,7 +13,7 @@ from compliance import ledger
 from compliance.models import Alert, LedgerEntry
 from compliance.store import default_store
 from inference import digests
-from inference.loader import EngineRefused
+from inference.loader import EngineRefused, check_deployment
 from inference.runtime import AuditedService
 from inference.specs import parse_profile
 from lineage.actions import do_deploy, do_request_build
@@ -101,6 +102,20 @@ def test_it_refuses_a_tampered_engine_and_raises_an_alert(worker, credit_onnx):
     assert LedgerEntry.objects.filter(kind="engine.load_refused").count() == 1
     load = EngineLoad.objects.get()
     assert load.verdict == "digest_mismatch" and load.actual_sha256 != load.expected_sha256
+
+
+def test_it_refuses_an_engine_whose_file_is_opened_for_writing_while_it_is_checked(worker, credit_onnx):
+    _, build, deployment = build_and_deploy(credit_onnx, "credit")
+    path = default_store().path_for(build.engine.sha256)
+    os.chmod(path, 0o644)
+    with check_deployment(deployment) as check:
+        if not check.mapped:
+            pytest.skip("the kernel grants no read lease on this file system")
+        assert check.verified and hashlib.sha256(check.data).hexdigest() == build.engine.sha256
+        with pytest.raises(BlockingIOError):  # a writer waits for the lease to go; this one gives up
+            os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    assert check.verdict == "digest_mismatch" and "opened for writing" in check.detail
+    assert check.data is None
 
 
 def test_it_refuses_another_validly_built_engine_swapped_in(worker, credit_onnx, two_input_onnx):
