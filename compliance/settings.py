@@ -45,6 +45,9 @@ TRACELEDGER_RETENTION_DAYS = envint("TRACELEDGER_RETENTION_DAYS", "190")
 TRACELEDGER_PROVENANCE_BATCH = envint("TRACELEDGER_PROVENANCE_BATCH", "5000")
 TRACELEDGER_PROVENANCE_INTERVAL_MS = envint("TRACELEDGER_PROVENANCE_INTERVAL_MS", "50")
 TRACELEDGER_PROVENANCE_BUFFER_MAX = envint("TRACELEDGER_PROVENANCE_BUFFER_MAX", "100000")
+# "process": BufferedRecorder writes to PostgreSQL from a child process, off the GIL
+# of the serving process; "thread": from a thread of it (always so on SQLite)
+TRACELEDGER_PROVENANCE_SHIPPER = os.environ.get("TRACELEDGER_PROVENANCE_SHIPPER", "process")
 TRACELEDGER_INGEST_MAX_BATCH = envint("TRACELEDGER_INGEST_MAX_BATCH", "5000")
 # Generate missing signing keys on first use (embedded default). Production mounts them.
 TRACELEDGER_GENERATE_KEYS = envbool("TRACELEDGER_GENERATE_KEYS", "True")

@@ -31,6 +31,7 @@ from compliance.canonical import canonical_json
 from lineage.models import Prediction, PredictionSalt
 
 from .provenance import ProvenanceRecord, datetime_from_us, iso_from_us
+from .shipper import ProcessSink
 from .spool import Rejected
 from .spooling import SpoolingRecorder, live_recorders
 
@@ -244,22 +245,36 @@ class BufferedRecorder(SpoolingRecorder):
     Settings: TRACELEDGER_PROVENANCE_BATCH (records per spool write and per
     database transaction), TRACELEDGER_PROVENANCE_INTERVAL_MS (longest a record
     waits in memory before it is spooled), TRACELEDGER_PROVENANCE_BUFFER_MAX (records
-    in memory before `record()` blocks), TRACELEDGER_SPOOL_DIR.  Create it in the
-    process that serves (after any fork), and `close()` it on shutdown (also done at
-    interpreter exit)."""
+    in memory before `record()` blocks), TRACELEDGER_SPOOL_DIR, and
+    TRACELEDGER_PROVENANCE_SHIPPER: "process" (the default) writes to the database
+    from a child process, off this process's GIL (see inference/shipper.py), on
+    PostgreSQL; "thread", and any other database (an in-memory SQLite test database
+    is invisible to a child), write from a thread.  Create it in the process that
+    serves (after any fork), and `close()` it on shutdown (also done at interpreter
+    exit)."""
 
     def __init__(self, spool_dir: str | Path | None = None, *, batch: int | None = None,
                  interval_ms: int | None = None, buffer_max: int | None = None, backoff_max_s: float = 5.0,
-                 on_durable=None, actor: str = "inference", name: str = "provenance"):
-        sink = DatabaseSink(actor)
+                 on_durable=None, actor: str = "inference", name: str = "provenance", shipper: str | None = None):
+        shipper = shipper or settings.TRACELEDGER_PROVENANCE_SHIPPER
+        if shipper not in ("process", "thread"):
+            raise ValueError(f"TRACELEDGER_PROVENANCE_SHIPPER must be 'process' or 'thread', not {shipper!r}")
+        if shipper == "process" and connection.vendor == "postgresql":
+            sink, decode = ProcessSink(actor, name), None
+        else:
+            sink, decode = DatabaseSink(actor), ProvenanceRecord.decode
+        self.shipper = "process" if decode is None else "thread"
         super().__init__(
             spool_dir or Path(settings.TRACELEDGER_SPOOL_DIR) / "recorder",
-            sink=sink, encode=ProvenanceRecord.encode, decode=ProvenanceRecord.decode,
+            sink=sink, encode=ProvenanceRecord.encode, decode=decode,
             batch=batch or settings.TRACELEDGER_PROVENANCE_BATCH,
             interval_s=(interval_ms if interval_ms is not None else settings.TRACELEDGER_PROVENANCE_INTERVAL_MS) / 1000,
             buffer_max=buffer_max or settings.TRACELEDGER_PROVENANCE_BUFFER_MAX,
             backoff_max_s=backoff_max_s, on_durable=on_durable, name=name,
         )
+
+    def metrics(self) -> dict:
+        return super().metrics() | {"shipper": self.shipper}
 
 
 _SUMMED = ("buffer_depth", "blocked_calls", "recorded", "acknowledged", "delivered", "spool_depth", "spool_bytes",

@@ -28,6 +28,7 @@ import os
 import struct
 import threading
 import time
+import weakref
 import zlib
 from pathlib import Path
 
@@ -106,6 +107,7 @@ class Spool:
             frames, _ = _count_frames(data)
             self.segments.append(Segment(int(path.stem), path, len(data), frames, True, path.stat().st_mtime))
         self._next_seq = (self.segments[-1].seq + 1) if self.segments else 1
+        _open_spools.add(self)
 
     def _take_slot(self) -> tuple[Path, int]:
         """Lock a slot, preferring one that holds segments left by a process that is
@@ -303,6 +305,10 @@ class Spool:
             segment.path.unlink(missing_ok=True)
             self.segments.remove(segment)
 
+    def fds(self) -> list[int]:
+        """This spool's open descriptors (slot lock, current segment)."""
+        return [fd for fd in (self._lock_fd, self._fd) if fd is not None]
+
     # -- state -------------------------------------------------------------------
     def depth(self) -> tuple[int, int, float | None]:
         """(frames, bytes, time.time() of the oldest) acknowledged but not committed."""
@@ -318,3 +324,13 @@ class Spool:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+_open_spools: "weakref.WeakSet[Spool]" = weakref.WeakSet()
+
+
+def inherited_fds() -> list[int]:
+    """Descriptors of every open spool in this process: a forked child closes them, so
+    that it never holds a slot's lock after its parent is gone (a restarted parent
+    must find its slot free to replay it)."""
+    return [fd for spool in list(_open_spools) for fd in spool.fds()]

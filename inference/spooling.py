@@ -30,7 +30,7 @@ class SpoolingRecorder:
     """Buffer → spool → sink, on two background threads.
 
     `record(item)` appends to a bounded in-memory buffer and returns (a few hundred
-    nanoseconds); when the buffer is full it waits, and `blocked_calls` counts it.
+    nanoseconds); with `decode=None` the sink is handed the spooled bytes themselves; when the buffer is full it waits, and `blocked_calls` counts it.
     The spooler thread moves the buffer to the spool every `interval_s` or `batch`
     items (one write and one fsync per batch) and then calls `on_durable(items)`.
     The shipper thread delivers spooled items to `sink(items)` in batches, retrying
@@ -40,7 +40,7 @@ class SpoolingRecorder:
     """
 
     def __init__(self, spool_dir: str | Path, *, sink: Callable[[list], None], encode: Callable[[object], bytes],
-                 decode: Callable[[bytes], object], batch: int = 5000, interval_s: float = 0.05,
+                 decode: Callable[[bytes], object] | None, batch: int = 5000, interval_s: float = 0.05,
                  buffer_max: int = 100_000, backoff_max_s: float = 5.0,
                  on_durable: Callable[[list], None] | None = None, name: str = "recorder"):
         self.spool = Spool(spool_dir)
@@ -201,6 +201,9 @@ class SpoolingRecorder:
 
     def _deliver(self, payloads: list[bytes]) -> None:
         if not payloads:
+            return
+        if self.decode is None:  # the sink takes the spooled bytes as they are
+            self._deliver_items(payloads, payloads)
             return
         items = []
         for payload in payloads:

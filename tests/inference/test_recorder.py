@@ -164,6 +164,44 @@ def test_it_records_audited_inference_in_the_background(credit_onnx, tmp_path):
     assert_ledger_matches()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_database_work_runs_in_a_child_process_that_is_restarted_when_killed(credit_onnx, tmp_path):
+    """On PostgreSQL the recorder's database writes run in a forked child, off the
+    serving process's GIL; a killed child is replaced, a refused record is set aside."""
+    assert on_postgres(), "the shipper process is used on PostgreSQL only"
+    from tests.inference.conftest import deploy_model
+
+    deployment = deploy_model(credit_onnx, "credit")
+    recorder = BufferedRecorder(tmp_path, batch=50, interval_ms=10, backoff_max_s=0.2)
+    assert recorder.shipper == "process" and recorder.metrics()["shipper"] == "process"
+    records = fake_records(deployment, 600)
+    for r in records[:300]:
+        recorder.record(r)
+    assert recorder.drain(timeout=30)
+    child = recorder.sink.pid
+    assert child not in (None, os.getpid())
+    os.kill(child, signal.SIGKILL)
+    records[450].input_digest = "not hex"
+    for r in records[300:]:
+        recorder.record(r)
+    assert recorder.drain(timeout=30)
+    assert recorder.sink.pid not in (None, child)
+    assert recorder.close()
+    assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
+    stored = {str(i) for i in Prediction.objects.values_list("inference_id", flat=True)}
+    assert stored == {r.id for r in records} - {records[450].id}
+    rejected = [json.loads(line) for line in (recorder.spool.dir / "rejected" / "rejected.jsonl").read_text().splitlines()]
+    assert len(rejected) == 1 and records[450].id in rejected[0]["payload"]
+    assert "malformed provenance record" in rejected[0]["reason"]
+    assert_ledger_matches(stored)
+
+
+def test_the_shipper_setting_is_checked(settings, tmp_path):
+    settings.TRACELEDGER_PROVENANCE_SHIPPER = "carrier-pigeon"
+    with pytest.raises(ValueError, match="must be 'process' or 'thread'"):
+        BufferedRecorder(tmp_path)
+
+
 # --- outages and crashes, for real: separate recording processes -------------------------
 
 def streamer_env(db_port: int) -> dict:
