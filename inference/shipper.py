@@ -8,8 +8,8 @@ records: measured on the credit MLP, the audit overhead per call doubled (10 →
 interpreter of its own; the serving process keeps `record()`, the spool append +
 fsync, and handing spooled frames over a pipe.
 
-`ProcessSink` is a SpoolingRecorder sink over raw spool payloads.  It forks its child
-on first use — a fork, so that the child has this process's settings, including a
+`ProcessSink` is a SpoolingRecorder sink over raw spool payloads.  It forks its
+children on first use — a fork, so that the child has this process's settings, including a
 test or benchmark database — sends each batch and maps the reply: stored; `Rejected`
 (records the database refuses for good: the recorder isolates them and sets them
 aside); anything else is an outage, raised so that the recorder retries with
@@ -35,62 +35,112 @@ class ShipperFailed(RuntimeError):
     """The child could not store a batch (the database is away, or the child died)."""
 
 
+class _Child:
+    __slots__ = ("proc", "conn")
+
+    def __init__(self, proc, conn):
+        self.proc, self.conn = proc, conn
+
+
+class _Failed:
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
 class ProcessSink:
-    def __init__(self, actor: str = "inference", name: str = "provenance"):
+    """`submit(payloads)` hands a batch to the next of `processes` children and returns
+    a ticket; `wait(ticket)` returns once it is stored or raises.  With two children
+    one stores a batch while the other decodes and checks the next, then waits for
+    the ledger head; SpoolingRecorder keeps `depth` batches in flight."""
+
+    def __init__(self, actor: str = "inference", name: str = "provenance", processes: int = 2):
         self.actor = actor
         self.name = name
-        self._proc = None
-        self._conn = None
+        self.depth = max(1, processes)
+        self._children: list[_Child | None] = [None] * self.depth
+        self._next = 0
 
     @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+    def pids(self) -> list[int]:
+        return [c.proc.pid for c in self._children if c is not None]
 
-    def _start(self) -> None:
+    def _child(self, slot: int) -> _Child:
+        child = self._children[slot]
+        if child is not None and child.proc.is_alive():
+            return child
+        self._stop(slot)
         context = multiprocessing.get_context("fork")
         ours, theirs = context.Pipe()
-        proc = context.Process(target=_child, args=(theirs, ours, self.actor), name=f"{self.name}-shipper",
-                               daemon=True)
+        # the child closes its siblings' pipe ends, so each sees its parent go
+        siblings = [c.conn.fileno() for c in self._children if c is not None]
+        proc = context.Process(target=_serve, args=(theirs, ours, self.actor, siblings),
+                               name=f"{self.name}-shipper-{slot}", daemon=True)
         proc.start()
         theirs.close()
-        self._proc, self._conn = proc, ours
+        child = self._children[slot] = _Child(proc, ours)
+        return child
 
-    def __call__(self, payloads: list[bytes]) -> None:
-        if self._proc is None or not self._proc.is_alive():
-            self.close()
-            self._start()
+    def submit(self, payloads: list[bytes]):
+        slot = self._next
+        self._next = (slot + 1) % self.depth
+        child = self._child(slot)
         try:
-            self._conn.send(payloads)
-            reply = self._conn.recv()
+            child.conn.send(payloads)
+        except OSError as exc:
+            self._stop(slot)
+            return _Failed(ShipperFailed(f"the shipper process stopped ({type(exc).__name__})"))
+        return slot, child
+
+    def wait(self, ticket) -> None:
+        if isinstance(ticket, _Failed):
+            raise ticket.error
+        slot, child = ticket
+        if self._children[slot] is not child:
+            raise ShipperFailed("the shipper process was restarted before it answered")
+        try:
+            status, detail = child.conn.recv()
         except (EOFError, OSError) as exc:
-            self.close()
+            self._stop(slot)
             raise ShipperFailed(f"the shipper process stopped ({type(exc).__name__})") from None
-        status, detail = reply
         if status == "ok":
             return
         if status == "rejected":
             raise Rejected(detail)
         raise ShipperFailed(detail)
 
+    def __call__(self, payloads: list[bytes]) -> None:
+        self.wait(self.submit(payloads))
+
     def close(self) -> None:
-        proc, conn = self._proc, self._conn
-        self._proc = self._conn = None
-        if conn is not None:
-            try:
-                conn.send(None)
-            except OSError:
-                pass
-            conn.close()
-        if proc is not None:
-            proc.join(JOIN_TIMEOUT_S)
-            if proc.is_alive():
-                log.warning("%s shipper process %s did not stop; killing it", self.name, proc.pid)
-                proc.kill()
-                proc.join(JOIN_TIMEOUT_S)
+        for slot in range(self.depth):
+            self._stop(slot)
+
+    def _stop(self, slot: int) -> None:
+        child = self._children[slot]
+        self._children[slot] = None
+        if child is None:
+            return
+        try:
+            child.conn.send(None)
+        except OSError:
+            pass
+        child.conn.close()
+        child.proc.join(JOIN_TIMEOUT_S)
+        if child.proc.is_alive():
+            log.warning("%s shipper process %s did not stop; killing it", self.name, child.proc.pid)
+            child.proc.kill()
+            child.proc.join(JOIN_TIMEOUT_S)
 
 
-def _child(conn, parent_end, actor: str) -> None:
+def _serve(conn, parent_end, actor: str, siblings: list[int]) -> None:
     parent_end.close()  # else the pipe would never report the parent's death
+    for fd in siblings:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for fd in inherited_fds():

@@ -202,12 +202,27 @@ class Spool:
                     return segment
             return None
 
-    def read(self, segment: Segment, max_frames: int, max_bytes: int = 32 * 1024 * 1024) -> tuple[list[bytes], int]:
-        """Up to max_frames payloads after the committed offset; returns them and the
-        offset to commit once they are delivered.  A bad frame (torn tail, checksum
-        mismatch) ends the segment: its bytes are moved to damaged/."""
+    def segment_after(self, segment: Segment) -> Segment | None:
+        """The segment written after `segment`, if any."""
         with self._lock:
-            start, end = segment.done_offset, segment.end
+            for later in self.segments:
+                if later.seq > segment.seq:
+                    return later
+            return None
+
+    def position(self, segment: Segment) -> tuple[int, bool]:
+        """(durable end, sealed) of a segment: a sealed segment's end is final."""
+        with self._lock:
+            return segment.end, segment.sealed
+
+    def read(self, segment: Segment, max_frames: int, max_bytes: int = 32 * 1024 * 1024, *,
+             start: int | None = None) -> tuple[list[bytes], int]:
+        """Up to max_frames payloads from `start` (by default the committed offset);
+        returns them and the offset to commit once they are delivered.  A bad frame
+        (torn tail, checksum mismatch) ends the segment: its bytes are moved to
+        damaged/."""
+        with self._lock:
+            start, end = (segment.done_offset if start is None else start), segment.end
         with open(segment.path, "rb") as f:
             f.seek(start)
             data = f.read(min(end - start, max_bytes))
@@ -301,7 +316,7 @@ class Spool:
             self._fd = None
 
     def _drop_if_done(self, segment: Segment) -> None:
-        if segment.sealed and segment.done_offset >= segment.end:
+        if segment.sealed and segment.done_offset >= segment.end and segment in self.segments:
             segment.path.unlink(missing_ok=True)
             self.segments.remove(segment)
 

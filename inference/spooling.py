@@ -16,6 +16,7 @@ import random
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -159,29 +160,45 @@ class SpoolingRecorder:
             self._notify_progress()
 
     def _ship(self) -> None:
+        """Deliver spooled batches in spool order and commit each once delivered.  A
+        sink with `submit`/`wait` (and `depth` > 1) gets the next batches read ahead
+        and submitted while the first is being stored; on any failure the read-ahead
+        is dropped and read again from the committed offset (ingestion is
+        idempotent, so a batch stored twice is stored once)."""
         backoff = 0.0
+        pipelined = self.decode is None and hasattr(self.sink, "submit")
+        depth = max(1, getattr(self.sink, "depth", 1)) if pipelined else 1
+        inflight: deque = deque()  # (segment, payloads, end offset, ticket or None)
+        cursor = None  # (segment, offset) where the next read-ahead starts
         while True:
-            segment = self.spool.next_pending()
-            if segment is None:
-                if self._closing and not self._spooler.is_alive():
+            while len(inflight) < depth and not self._past_deadline():
+                batch = self._read_next(cursor)
+                if batch is None:
+                    break
+                if batch is _SKIP:
+                    cursor = None
+                    continue
+                segment, payloads, end = batch
+                cursor = (segment, end)
+                ticket = self.sink.submit(payloads) if pipelined and payloads else None
+                inflight.append((segment, payloads, end, ticket))
+            if not inflight:
+                if self._past_deadline():
+                    break
+                if self._closing and not self._spooler.is_alive() and self.spool.next_pending() is None:
                     break
                 self._ship_wake.wait(self.interval_s)
                 self._ship_wake.clear()
                 continue
-            if self._ship_deadline is not None and time.monotonic() > self._ship_deadline:
-                break
+            segment, payloads, end, ticket = inflight.popleft()
             try:
-                payloads, offset = self.spool.read(segment, self.batch)
-            except FileNotFoundError:
-                # removed behind our back (not by us): say so loudly, go on with the rest
-                lost = self.spool.lost(segment)
-                if lost:
-                    self.last_error = f"spool segment {segment.path} disappeared with {lost} undelivered record(s)"
-                    log.error("%s: %s", self.name, self.last_error)
-                continue
-            try:
-                self._deliver(payloads)
+                if ticket is None:
+                    self._deliver(payloads)
+                elif not self._settle(ticket, payloads, inflight):
+                    cursor = None  # the read-ahead was dropped: read it again after this batch
             except Exception as exc:  # the sink is away: keep everything, retry later
+                self._abandon(inflight)
+                cursor = None
                 self.failures += 1
                 self.consecutive_failures += 1
                 self.last_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
@@ -193,11 +210,64 @@ class SpoolingRecorder:
             backoff = 0.0
             self.consecutive_failures = 0
             try:
-                self.spool.commit(segment, offset, len(payloads))
+                self.spool.commit(segment, end, len(payloads))
             except OSError as exc:  # the segment could not be removed: it is replayed later, idempotently
                 log.error("%s: %s", self.name, exc)
             self.delivered += len(payloads)
             self._notify_progress()
+
+    def _past_deadline(self) -> bool:
+        return self._ship_deadline is not None and time.monotonic() > self._ship_deadline
+
+    def _read_next(self, cursor):
+        """(segment, payloads, end) of the next batch after `cursor` (or after the
+        committed offset), None when nothing is pending, _SKIP when a segment
+        vanished (counted and logged)."""
+        if cursor is None:
+            segment = self.spool.next_pending()
+            if segment is None:
+                return None
+            start = None
+        else:
+            segment, start = cursor
+            end, sealed = self.spool.position(segment)
+            if start >= end:
+                if not sealed:
+                    return None
+                segment, start = self.spool.segment_after(segment), None
+                if segment is None:
+                    return None
+        try:
+            payloads, end = self.spool.read(segment, self.batch, start=start)
+        except FileNotFoundError:
+            # removed behind our back (not by us): say so loudly, go on with the rest
+            lost = self.spool.lost(segment)
+            if lost:
+                self.last_error = f"spool segment {segment.path} disappeared with {lost} undelivered record(s)"
+                log.error("%s: %s", self.name, self.last_error)
+            return _SKIP
+        return segment, payloads, end
+
+    def _settle(self, ticket, payloads: list[bytes], inflight: deque) -> bool:
+        """Wait for a submitted batch; False if the read-ahead had to be dropped."""
+        try:
+            self.sink.wait(ticket)
+            return True
+        except Rejected:
+            # isolate the refused payloads one call at a time, the read-ahead dropped
+            # first (its batches are read and sent again once this one is settled)
+            self._abandon(inflight)
+            self._deliver_items(payloads, payloads)
+            return False
+
+    def _abandon(self, inflight: deque) -> None:
+        while inflight:
+            ticket = inflight.popleft()[3]
+            if ticket is not None:
+                try:
+                    self.sink.wait(ticket)
+                except Exception:
+                    pass
 
     def _deliver(self, payloads: list[bytes]) -> None:
         if not payloads:
@@ -299,6 +369,7 @@ class SpoolingRecorder:
         }
 
 
+_SKIP = object()
 _live: "weakref.WeakSet[SpoolingRecorder]" = weakref.WeakSet()
 
 

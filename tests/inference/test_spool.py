@@ -186,3 +186,53 @@ def test_it_moves_to_a_new_segment_when_its_segment_is_removed_behind_its_back(t
     assert m["lost"] == 0 and m["spool_errors"] == 1
     assert len(list(tmp_path.glob("slot-*/*.seg"))) <= 1
     r.close()
+
+
+class PipelinedSink:
+    """A sink with submit/wait, as the shipper processes are: several batches in
+    flight; every third wait of the first few fails; a batch holding b"poison" is
+    refused. Stores like the database: a payload delivered twice is kept once."""
+
+    depth = 3
+
+    def __init__(self):
+        self.stored: set[bytes] = set()
+        self.outstanding = self.most_outstanding = self.waits = 0
+        self.failures_left = 4
+
+    def submit(self, payloads):
+        self.outstanding += 1
+        self.most_outstanding = max(self.most_outstanding, self.outstanding)
+        return list(payloads)
+
+    def wait(self, ticket):
+        self.outstanding -= 1
+        self.waits += 1
+        if self.failures_left and self.waits % 3 == 0:
+            self.failures_left -= 1
+            raise ConnectionError("database is away")
+        if b"poison" in ticket:
+            raise Rejected("deployment 99 does not exist")
+        self.stored.update(ticket)
+
+    def __call__(self, payloads):
+        self.wait(self.submit(payloads))
+
+
+def test_a_pipelined_sink_gets_batches_read_ahead_across_segments_and_loses_nothing(tmp_path):
+    sink = PipelinedSink()
+    r = recorder(tmp_path, sink, decode=None, batch=20)
+    r.spool.segment_bytes = 400  # a segment every few dozen records: read-ahead crosses them
+    items = [f"r{i:04d}" for i in range(600)]
+    items[333] = "poison"
+    for item in items:
+        r.record(item)
+    assert r.drain(timeout=30)
+    assert sink.most_outstanding >= 2  # batches were in flight together
+    assert sink.stored == {i.encode() for i in items} - {b"poison"}
+    rejected = (r.spool.dir / "rejected" / "rejected.jsonl").read_text()
+    assert "poison" in rejected and r.metrics()["rejected"] == 1
+    m = r.metrics()
+    assert m["delivery_failures"] == 4 and m["spool_depth"] == 0
+    assert r.close()
+    assert not list(tmp_path.glob("slot-*/*.seg"))
