@@ -5,8 +5,10 @@ while queued).  Each stage change is a conditional update from the stage before,
 build that the reaper failed (or a cancel) is never overwritten by a worker that wakes
 up late; the worker then drops what it made.
 
-building   the backend builds from the registered ONNX (re-hashed first) with the
-           build's profiles, precision and calibration set; its log is captured.
+building   the backend builds from the registered ONNX with the build's profiles,
+           precision and calibration set; its log is captured.  Meanwhile a second
+           thread re-hashes the model and calibration set (the build fails if either
+           changed since registration) and runs the parity reference.
 verifying  the engine and its byproducts (inspector JSON, timing cache) are spooled
            into the store's tmp/ with their digests computed while writing; the engine
            is deserialized and the parity check runs golden inputs through it and
@@ -126,7 +128,9 @@ def _run_build(build_id: int) -> Build | None:
         status=Build.BUILDING, started_at=now, heartbeat_at=now, worker_host=host)
     if claimed != 1:
         return None
-    build.refresh_from_db()
+    # What the claim wrote, set here rather than re-read: the model and calibration set
+    # loaded with the build stay cached for the whole build.
+    build.status, build.started_at, build.heartbeat_at, build.worker_host = Build.BUILDING, now, now, host
     capture = LogCapture()
     scratch = tempfile.mkdtemp(prefix=f"build-{build.id}-", dir=scratch_root())
     try:
@@ -164,70 +168,82 @@ def _build(build: Build, host: str, scratch: str, capture: "LogCapture") -> Buil
     store = default_store()
     model = build.model
     onnx_path = str(store.path_for(model.sha256))
-    problem = store.verify(model.sha256)
-    if problem:
-        raise BuildError(f"the registered ONNX model {model.sha256[:16]}… is not intact: {problem}")
-    calibration_path = None
-    if build.calibration is not None:
-        problem = store.verify(build.calibration.sha256)
-        if problem:
-            raise BuildError(f"calibration set {build.calibration.sha256[:16]}… is not intact: {problem}")
-        calibration_path = str(store.path_for(build.calibration.sha256))
+    calibration_path = str(store.path_for(build.calibration.sha256)) if build.calibration is not None else None
     cache_path = timing_cache_path(backend.name, backend.version(), device) if backend.name == "tensorrt" else None
     spec = BuildSpec(precision=build.precision, profiles=profiles_from_json(build.profiles),
                      options={k: v for k, v in build.options.items() if k != "calibration_sha256"},
                      calibration_path=calibration_path, timing_cache_path=cache_path, work_dir=scratch)
-    # The parity reference (the ONNX model in FP32) does not depend on the engine: compute
-    # it while the backend builds.
     tolerance = settings.TRACELEDGER_PARITY_TOLERANCE[build.precision]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"build-{build.id}-parity") as pool:
-        try:
-            golden = parity.golden_inputs(model.inputs, build.profiles, seed_hex=model.sha256,
-                                          calibration_path=calibration_path,
-                                          max_samples=settings.TRACELEDGER_PARITY_SAMPLES)
-        except ValueError as exc:  # inputs we cannot make (strings): the reference future says so
-            golden, problem = parity.Golden("none", []), str(exc)
-            reference = pool.submit(_raise, ValueError(problem))
-        else:
-            reference = pool.submit(parity.reference_outputs, onnx_path, golden)
+    # Neither re-hashing the registered inputs nor the parity reference (the ONNX model in
+    # FP32) depends on the engine: a second thread does both while the backend builds.
+    # The engine is verified, stored and signed only after both are in.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"build-{build.id}-inputs") as pool:
+        intact = pool.submit(_inputs_problem, store, model, build.calibration)
+        reference = pool.submit(_parity_reference, model, build.profiles, onnx_path, calibration_path)
         return _build_and_sign(build, host, scratch, capture, backend, device, store, onnx_path, spec,
-                               calibration_path, golden, tolerance, reference)
+                               tolerance, intact, reference)
+
+
+def _inputs_problem(store, model, calibration) -> str | None:
+    """Why the registered model or calibration set in the store is not what was
+    registered (both are re-hashed on every build), or None."""
+    problem = store.verify(model.sha256)
+    if problem:
+        return f"the registered ONNX model {model.sha256[:16]}… is not intact: {problem}"
+    if calibration is not None:
+        problem = store.verify(calibration.sha256)
+        if problem:
+            return f"calibration set {calibration.sha256[:16]}… is not intact: {problem}"
+    return None
+
+
+def _parity_reference(model, profiles: dict, onnx_path: str,
+                      calibration_path: str | None) -> tuple["parity.Golden", list | Exception]:
+    """The golden inputs and the ONNX model's FP32 outputs for them, or why there are none."""
+    try:
+        golden = parity.golden_inputs(model.inputs, profiles, seed_hex=model.sha256, calibration_path=calibration_path,
+                                      max_samples=settings.TRACELEDGER_PARITY_SAMPLES)
+    except ValueError as exc:  # inputs we cannot make (strings)
+        return parity.Golden("none", []), exc
+    try:
+        return golden, parity.reference_outputs(onnx_path, golden)
+    except Exception as exc:  # ONNX Runtime cannot run the model itself
+        return golden, exc
+
+
+def _raise_if_not_intact(intact: Future) -> None:
+    problem = intact.result()
+    if problem:
+        raise BuildError(problem)
 
 
 def _build_and_sign(build: Build, host: str, scratch: str, capture: "LogCapture", backend, device: dict, store,
-                    onnx_path: str, spec: BuildSpec, calibration_path: str | None, golden: "parity.Golden",
-                    tolerance: dict, reference: Future) -> Build:
+                    onnx_path: str, spec: BuildSpec, tolerance: dict, intact: Future, reference: Future) -> Build:
     started = time.perf_counter()
-    build_input = None  # a model TensorRT builds from instead of the registered one
-    if backend.name == "tensorrt":
-        prepared = prepare_input(onnx_path, spec, backend.trt_major, scratch)
-        if prepared.derived:
-            data = Path(prepared.path).read_bytes()
-            build_input = {"sha256": hashlib.sha256(data).hexdigest(), "note": prepared.note}
-            log.info("build %s: %s", build.id, prepared.note)
-            spec = replace(spec, calibration_path=None)  # its scales are in the Q/DQ model now
-            result = backend.build(prepared.path, spec)
-            result.artifacts["engine-input.onnx"] = data
-            result.log = f"{prepared.note}\n{result.log}"
-    if build_input is None:
-        result = backend.build(onnx_path, spec)
+    try:
+        result, build_input = _backend_build(build, backend, onnx_path, spec, scratch)
+    except Exception:
+        _raise_if_not_intact(intact)  # a damaged input explains a failed build better than the backend can
+        raise
     build_s = time.perf_counter() - started
+    _raise_if_not_intact(intact)
 
     _advance(build, Build.BUILDING, Build.VERIFYING)
     with ExitStack() as stack:
         started = time.perf_counter()
         spooled = stack.enter_context(store.spool(result.engine))
         byproducts = {name: stack.enter_context(store.spool(data)) for name, data in sorted(result.artifacts.items())}
-        runner = backend.load(result.engine)  # an engine that does not deserialize is not an engine
+        # An engine that does not deserialize is not an engine.  The parity run that follows
+        # has the worker to itself: let it use every core.
+        runner = backend.load(result.engine, threads=os.cpu_count())
         if hasattr(runner, "close"):  # TensorRT: free its CUDA context when the build is done
             stack.callback(runner.close)
         verify_s = time.perf_counter() - started
         started = time.perf_counter()
-        try:
-            expected = reference.result()
-        except Exception as exc:  # ONNX Runtime cannot run the model itself: nothing to compare with
-            parity_record = parity.unavailable(golden, tolerance, f"no FP32 reference on ONNX Runtime: "
-                                                                  f"{_one_line(str(exc)) or type(exc).__name__}")
+        golden, expected = reference.result()
+        if isinstance(expected, Exception):  # nothing to compare with
+            why = _one_line(str(expected)) or type(expected).__name__
+            parity_record = parity.unavailable(golden, tolerance, f"no FP32 reference on ONNX Runtime: {why}")
         else:
             try:
                 parity_record = parity.check(runner, golden, tolerance, expected)
@@ -295,8 +311,19 @@ def _build_and_sign(build: Build, host: str, scratch: str, capture: "LogCapture"
     return build
 
 
-def _raise(exc: Exception):
-    raise exc
+def _backend_build(build: Build, backend, onnx_path: str, spec: BuildSpec, scratch: str):
+    """(BuildResult, the model TensorRT built from instead of the registered one, or None)."""
+    if backend.name == "tensorrt":
+        prepared = prepare_input(onnx_path, spec, backend.trt_major, scratch)
+        if prepared.derived:
+            data = Path(prepared.path).read_bytes()
+            log.info("build %s: %s", build.id, prepared.note)
+            spec = replace(spec, calibration_path=None)  # its scales are in the Q/DQ model now
+            result = backend.build(prepared.path, spec)
+            result.artifacts["engine-input.onnx"] = data
+            result.log = f"{prepared.note}\n{result.log}"
+            return result, {"sha256": hashlib.sha256(data).hexdigest(), "note": prepared.note}
+    return backend.build(onnx_path, spec), None
 
 
 def _precision_flags(backend_name: str, precision: str, metadata: dict) -> list[str]:

@@ -219,11 +219,13 @@ class OnnxRuntimeBackend:
             raise BuildError(f"INT8 quantization failed: {str(exc).splitlines()[0]}") from None
         return out
 
-    def load(self, engine: bytes | memoryview) -> OrtRunner:
+    def load(self, engine: bytes | memoryview, *, threads: int | None = None) -> OrtRunner:
+        """A session on the engine, with `threads` intra-op threads (default
+        TRACELEDGER_ORT_THREADS, else 1: a serving process runs many sessions)."""
         if not isinstance(engine, bytes):
             engine = bytes(engine)  # ONNX Runtime's Python API takes only bytes
         options = ort.SessionOptions()
         # The engine is already optimized; do not re-optimize at load time.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.intra_op_num_threads = int(os.environ.get("TRACELEDGER_ORT_THREADS", "1"))
+        options.intra_op_num_threads = threads or int(os.environ.get("TRACELEDGER_ORT_THREADS", "1"))
         return OrtRunner(ort.InferenceSession(engine, options, providers=_providers()))

@@ -189,6 +189,27 @@ def test_it_fails_a_build_whose_model_file_was_altered_in_the_store(db, two_inpu
     assert ledger.payload_of(entry)["stage"] == "building"
 
 
+def test_it_fails_a_build_whose_calibration_set_was_altered_in_the_store(db, two_input_onnx):
+    import os
+
+    model = register(two_input_onnx, name="fraud")
+    calibration, _ = do_register_calibration(two_input_npz(), model=model, name="cal", registered_by="bob")
+    path = default_store().path_for(calibration.sha256)
+    os.chmod(path, 0o644)
+    path.write_bytes(two_input_npz(seed=1))  # a valid calibration set, but not the registered one
+    stored = set(default_store().root.glob("sha256/*/*"))
+    requested = Build.objects.create(model=model, backend="onnxruntime", precision="int8", calibration=calibration,
+                                     options={"calibration_sha256": calibration.sha256}, submitter="bob",
+                                     commit="c" * 40)
+    done = run_build(requested.id)
+    assert done.status == Build.FAILED and done.error.startswith(f"calibration set {calibration.sha256[:16]}")
+    assert "not intact" in done.error
+    assert not hasattr(done, "engine") or done.engine is None
+    assert set(default_store().root.glob("sha256/*/*")) == stored  # no engine, no byproduct
+    entry = LedgerEntry.objects.get(kind="build.failed", subject=f"build:{done.id}")
+    assert ledger.payload_of(entry)["stage"] == "building"
+
+
 def test_it_records_every_precision_flag_and_no_floats_in_the_manifest(worker, two_input_onnx):
     model = register(two_input_onnx, name="fraud")
     done = build(model, "fp16")
