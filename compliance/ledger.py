@@ -14,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from django.db import connection, transaction
+from django.db.models import Q
 
 from . import tree
 from .bulk import insert_rows
@@ -197,6 +199,25 @@ def hold_head() -> None:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("hold_head() must run inside transaction.atomic()")
     _lock_head()
+
+
+def about(subject: str, query=None):
+    """Entries whose subject is `subject` (of `query`, by default all). The subject
+    index leaves out prediction.recorded entries; a prediction's own entry is found
+    through its row's ledger_index, the rest through the index."""
+    query = LedgerEntry.objects.all() if query is None else query
+    others = Q(subject=subject) & ~Q(kind="prediction.recorded")
+    if subject.startswith("prediction:"):
+        from lineage.models import Prediction
+
+        try:
+            inference_id = uuid.UUID(subject.removeprefix("prediction:"))
+        except ValueError:
+            return query.filter(others)
+        own = Prediction.objects.filter(inference_id=inference_id).values_list("ledger_index", flat=True).first()
+        if own is not None:
+            return query.filter(others | Q(index=own, subject=subject))
+    return query.filter(others)
 
 
 def size() -> int:

@@ -10,7 +10,7 @@ import uuid
 
 from django.conf import settings
 
-from . import checkpoints, notes, tree
+from . import checkpoints, ledger, notes, tree
 from .models import Checkpoint, LedgerEntry, SigningKey
 
 
@@ -96,8 +96,7 @@ def inclusion_for_index(index: int) -> dict:
 
 
 def inclusion_for_prediction(inference_id: uuid.UUID) -> dict:
-    entry = (LedgerEntry.objects.filter(kind="prediction.recorded", subject=f"prediction:{inference_id}")
-             .order_by("index").first())
+    entry = ledger.about(f"prediction:{inference_id}").filter(kind="prediction.recorded").order_by("index").first()
     if entry is None:
         raise ProofError(f"no ledger entry records prediction {inference_id}")
     return inclusion_for_index(entry.index)

@@ -78,7 +78,7 @@ class LedgerEntryList(APIView):
         if request.query_params.get("kind"):
             query = query.filter(kind=request.query_params["kind"])
         if request.query_params.get("subject"):
-            query = query.filter(subject=request.query_params["subject"])
+            query = ledger.about(request.query_params["subject"], query)
         return Response(page_for_api(query, request, ("index",), entry_dict) | {"size": ledger.size()})
 
 
@@ -147,7 +147,7 @@ class CaseDetail(APIView):
     def get(self, request, pk):
         """One case with its notes and its ledger entries."""
         case = _get(Case, pk, "case")
-        entries = LedgerEntry.objects.filter(subject=f"case:{case.id}").order_by("index")
+        entries = ledger.about(f"case:{case.id}").order_by("index")
         return Response(case.to_dict() | {"notes": [n.to_dict() for n in case.notes.all()],
                                           "ledger": [entry_dict(e) for e in entries]})
 

@@ -91,7 +91,7 @@ def ledger_list(request):
     if request.GET.get("kind"):
         query = query.filter(kind=request.GET["kind"])
     if request.GET.get("subject"):
-        query = query.filter(subject=request.GET["subject"].strip())
+        query = ledger.about(request.GET["subject"].strip(), query)
     page = page_for_view(request, query.defer("body"), ("index",))
     context = {"page": page, "kinds": sorted(ledger.KINDS), "size": ledger.size(),
                "filters": {k: request.GET.get(k, "") for k in ("kind", "subject")},
@@ -140,7 +140,7 @@ def case_list(request):
 @role_required(*READ_ROLES)
 def case_detail(request, pk):
     case = get_object_or_404(Case.objects.select_related("prediction__deployment"), pk=pk)
-    entries = LedgerEntry.objects.filter(subject=f"case:{case.id}").order_by("index")
+    entries = ledger.about(f"case:{case.id}").order_by("index")
     return render(request, "compliance/case_detail.html", {
         "case": case, "notes": case.notes.all(), "entries": entries,
         "note_form": CaseNoteForm(), "decide_form": DecideCaseForm(), "close_form": CloseCaseForm(),
