@@ -1,7 +1,8 @@
 """Small real ONNX models for the demo, the tests and the benchmarks, made on the spot
 (no binaries shipped): a credit-scoring classifier trained with scikit-learn and
 converted with skl2onnx, a two-input model with an int64 input and a dynamic batch
-axis, and a small CNN whose plain inference takes about a millisecond."""
+axis, a small CNN whose plain inference takes about a millisecond, a deep MLP, and a
+ResNet-18-sized CNN for the build benchmark."""
 from __future__ import annotations
 
 import hashlib
@@ -119,6 +120,71 @@ def deep_mlp_bytes(width: int = 64, layers: int = 300, seed: int = 5) -> bytes:
         nodes, "deep_mlp",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="traceledger-samples")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def resnet_bytes(width: int = 64, blocks: tuple[int, ...] = (2, 2, 2, 2), size: int = 224, classes: int = 1000,
+                 seed: int = 11) -> bytes:
+    """input: float32 [batch, 3, size, size] → logits [batch, classes]: ResNet-18's shape
+    by default (stride-2 stem and pooling, four stages of residual basic blocks that
+    double the width and halve the resolution, global pooling, one dense layer), with
+    batch normalization folded into the convolutions as an exporter leaves it.  About
+    11.7M parameters: the realistically sized model of the build benchmark.  Its
+    weights are random but shaped like trained ones (bounded, residual branches of small
+    gain, logits of unit scale), so that its INT8 build passes the parity check as a
+    trained network's does."""
+    rng = np.random.default_rng(seed)
+    inits, nodes = [], []
+
+    def conv(source: str, name: str, c_in: int, c_out: int, k: int, stride: int, relu: bool = True,
+             gain: float = 1.0) -> str:
+        # He-uniform: the bounded spread of trained weights, which per-tensor INT8 keeps.
+        bound = gain * np.sqrt(6.0 / (c_in * k * k))
+        inits.append(numpy_helper.from_array(rng.uniform(-bound, bound, (c_out, c_in, k, k)).astype(np.float32),
+                                             f"{name}_w"))
+        inits.append(numpy_helper.from_array(np.zeros(c_out, np.float32), f"{name}_b"))
+        pad = k // 2
+        nodes.append(helper.make_node("Conv", [source, f"{name}_w", f"{name}_b"], [name], strides=[stride, stride],
+                                      pads=[pad] * 4))
+        if not relu:
+            return name
+        nodes.append(helper.make_node("Relu", [name], [f"{name}_r"]))
+        return f"{name}_r"
+
+    current = conv("input", "stem", 3, width, 7, 2)
+    nodes.append(helper.make_node("MaxPool", [current], ["pool"], kernel_shape=[3, 3], strides=[2, 2],
+                                  pads=[1, 1, 1, 1]))
+    current, channels = "pool", width
+    for stage, count in enumerate(blocks):
+        out = width << stage
+        for block in range(count):
+            stride = 2 if stage and not block else 1
+            name = f"s{stage}b{block}"
+            inner = conv(current, f"{name}c1", channels, out, 3, stride)
+            # A small gain on the block's last (batch-norm-folded) convolution, as trained
+            # networks have, keeps the residual sum from growing block after block.
+            inner = conv(inner, f"{name}c2", out, out, 3, 1, relu=False, gain=0.25)
+            shortcut = conv(current, f"{name}down", channels, out, 1, stride, relu=False) if (
+                stride != 1 or channels != out) else current
+            nodes += [helper.make_node("Add", [inner, shortcut], [f"{name}_sum"]),
+                      helper.make_node("Relu", [f"{name}_sum"], [f"{name}_out"])]
+            current, channels = f"{name}_out", out
+    bound = np.sqrt(0.75 / channels)  # logits of unit scale
+    inits.append(numpy_helper.from_array(rng.uniform(-bound, bound, (channels, classes)).astype(np.float32), "fc_w"))
+    inits.append(numpy_helper.from_array(np.zeros(classes, np.float32), "fc_b"))
+    nodes += [helper.make_node("GlobalAveragePool", [current], ["gap"]),
+              helper.make_node("Flatten", ["gap"], ["flat"]),
+              helper.make_node("MatMul", ["flat", "fc_w"], ["mm"]),
+              helper.make_node("Add", ["mm", "fc_b"], ["logits"])]
+    graph = helper.make_graph(
+        nodes, "resnet",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
         initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="traceledger-samples")
