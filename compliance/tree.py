@@ -17,7 +17,6 @@ from . import merkle
 from .bulk import insert_rows
 from .models import LedgerEntry, MerkleNode
 
-
 STORED_FROM_LEVEL = 4
 
 

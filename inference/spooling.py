@@ -201,7 +201,8 @@ class SpoolingRecorder:
                 cursor = None
                 self.failures += 1
                 self.consecutive_failures += 1
-                self.last_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                text = str(exc).strip()
+                self.last_error = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
                 backoff = min(max(backoff * 2, 0.1), self.backoff_max_s)
                 log.warning("%s: delivery failed (%s); retrying in %.1fs", self.name, self.last_error, backoff)
                 self._ship_wake.wait(backoff * random.uniform(0.8, 1.2))

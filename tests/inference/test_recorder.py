@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from hypothesis import given
 from hypothesis import settings as settings_hypothesis
 from hypothesis import strategies as st
@@ -191,7 +191,8 @@ def test_the_database_work_runs_in_a_child_process_that_is_restarted_when_killed
     assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
     stored = {str(i) for i in Prediction.objects.values_list("inference_id", flat=True)}
     assert stored == {r.id for r in records} - {records[450].id}
-    rejected = [json.loads(line) for line in (recorder.spool.dir / "rejected" / "rejected.jsonl").read_text().splitlines()]
+    rejected_file = recorder.spool.dir / "rejected" / "rejected.jsonl"
+    rejected = [json.loads(line) for line in rejected_file.read_text().splitlines()]
     assert len(rejected) == 1 and records[450].id in rejected[0]["payload"]
     assert "malformed provenance record" in rejected[0]["reason"]
     assert_ledger_matches(stored)
