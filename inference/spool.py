@@ -341,6 +341,53 @@ class Spool:
             self._lock_fd = None
 
 
+class RejectedFile:
+    """A slot's rejected/ file, opened for re-delivery by a process that holds the
+    slot's lock (so no recorder appends to it meanwhile): `entries()` are its lines
+    ({"at", "reason", "payload"}); `keep(entries)` atomically replaces the file with
+    the ones still refused (none: the file goes)."""
+
+    def __init__(self, slot: Path):
+        self.slot = Path(slot)
+        self.path = self.slot / "rejected" / "rejected.jsonl"
+        self._fd: int | None = None
+
+    def __enter__(self) -> "RejectedFile":
+        fd = os.open(self.slot / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise SpoolBusy(f"spool slot {self.slot} is in use by a running process") from None
+            raise
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def entries(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def keep(self, entries: list[dict]) -> None:
+        if not entries:
+            self.path.unlink(missing_ok=True)
+            return
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(json.dumps(e) + "\n" for e in entries))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+
+
 _open_spools: "weakref.WeakSet[Spool]" = weakref.WeakSet()
 
 

@@ -339,3 +339,40 @@ def test_it_replays_a_spool_left_by_a_server_that_is_gone(credit_onnx, tmp_path,
     assert Prediction.objects.count() == 700
     assert_ledger_matches({r.id for r in records})
     assert not list(tmp_path.glob("slot-*/*.seg"))
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db(transaction=True)
+def test_it_offers_rejected_records_again_and_keeps_those_still_refused(credit_onnx, tmp_path, capsys):
+    """`replay_spool --rejected`: a record refused while its deployment was missing is
+    stored once it is back; one still refused stays, with today's reason; a slot in
+    use by a running recorder is left alone."""
+    from django.core.management import call_command
+
+    from inference.spool import Spool
+    from tests.inference.conftest import deploy_model
+
+    deployment = deploy_model(credit_onnx, "credit")
+    good, orphan, malformed, in_use = fake_records(deployment, 4)
+    orphan.deployment_id = deployment.id + 1000
+    malformed.output_digest = "not hex"
+    running = Spool(tmp_path)  # a live server holds its own slot
+    running.reject(in_use.encode(), "refused")
+    gone = Spool(tmp_path)  # a server that is gone left three refused records
+    for record in (good, orphan, malformed):
+        gone.reject(record.encode(), f"deployment {deployment.id} does not exist")
+    gone.close()
+
+    call_command("replay_spool", "--dir", str(tmp_path), "--rejected", "--json")
+    out = json.loads(capsys.readouterr().out)
+    assert (out["stored"], out["duplicates"], out["still_rejected"]) == (1, 0, 2)
+    assert out["busy_slots"] == [str(running.dir)]
+    assert list(Prediction.objects.values_list("inference_id", flat=True)) == [good.inference_id]
+    left = [json.loads(line) for line in (gone.dir / "rejected" / "rejected.jsonl").read_text().splitlines()]
+    assert [ProvenanceRecord.decode(e["payload"].encode("latin-1")).id for e in left] == [orphan.id, malformed.id]
+    assert "does not exist" not in left[0]["reason"] and "malformed provenance record" in left[1]["reason"]
+    assert_ledger_matches({good.id})
+
+    call_command("replay_spool", "--dir", str(tmp_path), "--rejected", "--json")  # nothing new: idempotent
+    assert json.loads(capsys.readouterr().out)["stored"] == 0 and Prediction.objects.count() == 1
+    running.close()
