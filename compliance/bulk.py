@@ -15,7 +15,7 @@ def insert_rows(model, fields: Sequence[str], rows: Sequence[tuple]) -> None:
     if connection.vendor == "postgresql":
         meta = model._meta
         columns = ", ".join(connection.ops.quote_name(meta.get_field(f).column) for f in fields)
-        with connection.cursor() as cursor:
+        with connection.wrap_database_errors, connection.cursor() as cursor:
             with cursor.cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)

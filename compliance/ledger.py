@@ -173,7 +173,8 @@ def _copy_rendered(kind: str, start: int, items: Sequence, render, add_leaf: Cal
     columns = ", ".join(connection.ops.quote_name(LedgerEntry._meta.get_field(f).column) for f in ENTRY_FIELDS)
     table = connection.ops.quote_name(LedgerEntry._meta.db_table)
     kind_text = kind.translate(_COPY_ESCAPES)
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+    with connection.wrap_database_errors, connection.cursor() as cursor, \
+            cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         for first in range(0, len(items), RENDER_CHUNK):
             lines = []
             for offset, item in enumerate(items[first:first + RENDER_CHUNK], start + first):

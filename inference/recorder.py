@@ -120,7 +120,8 @@ def _copy(table: str, columns: list[str], lines) -> None:
     """COPY text lines, written in chunks as they are generated: the server stores
     one chunk while the next is formatted."""
     sql = f'COPY "{table}" ({", ".join(columns)}) FROM STDIN'
-    with connection.cursor() as cursor, cursor.copy(sql) as copy:
+    # psycopg's own errors, as Django's (IntegrityError, DataError…), like any query's
+    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(sql) as copy:
         chunk: list[str] = []
         for line in lines:
             chunk.append(line)
@@ -141,10 +142,20 @@ def write_records(records: list[ProvenanceRecord], *, actor: str = "inference") 
 def write_prepared(batch: Prepared, *, actor: str = "inference") -> WriteResult:
     if not batch.records:
         return WriteResult(0, list(batch.duplicates))
+    try:
+        # Optimistic: fresh records are the rule, and the primary keys refuse a record
+        # stored before; that costs a rollback once in a replay instead of a lookup of
+        # every id in every batch.
+        return _write(batch, actor, check=False)
+    except IntegrityError:
+        return _write(batch, actor, check=True)
+
+
+def _write(batch: Prepared, actor: str, check: bool) -> WriteResult:
     duplicates = list(batch.duplicates)
     with transaction.atomic():
         ledger.hold_head()
-        existing = _existing_ids([r.id for r in batch.records])
+        existing = _existing_ids([r.id for r in batch.records]) if check else ()
         if existing:
             keep = [i for i, r in enumerate(batch.records) if r.id not in existing]
             duplicates.extend(r.id for r in batch.records if r.id in existing)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, transaction
 from hypothesis import given
 from hypothesis import settings as settings_hypothesis
 from hypothesis import strategies as st
@@ -75,6 +75,25 @@ def test_it_stores_nothing_of_a_batch_with_a_malformed_record(credit_deployment)
     with pytest.raises(ValueError, match=records[3].id):
         write_records(records)
     assert Prediction.objects.count() == 0 and ledger.size() == size
+
+
+def test_a_record_the_database_refuses_is_a_database_error_and_stores_nothing(credit_deployment):
+    """A value that passes the record's pattern but not the column (month 13) comes back
+    from COPY as Django's DataError (the recorder sets such records aside), not as a
+    driver error (which it would take for an outage and retry for ever)."""
+    assert on_postgres(), "COPY is the PostgreSQL path"
+    records = fake_records(credit_deployment, 3)
+    size = ledger.size()
+    records[1].ts_us = 1_700_000_000_000_000
+    write_records(records[1:2])  # a valid, already stored record: the batch below retries with a check
+    bad = fake_records(credit_deployment, 1)[0]
+    row = recorder_module.prepare([bad])
+    row.rows[0] = row.rows[0].replace(row.rows[0].split("\t")[3], "2026-13-45T10:00:00.000000Z")
+    with pytest.raises(DataError):
+        recorder_module.write_prepared(row)
+    again = write_records(records)
+    assert (again.stored, again.duplicates) == (2, [records[1].id])
+    assert Prediction.objects.count() == 3 and ledger.size() == size + 3
 
 
 @settings_hypothesis(max_examples=200, deadline=None)
