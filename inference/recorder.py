@@ -153,7 +153,12 @@ def write_prepared(batch: Prepared, *, actor: str = "inference") -> WriteResult:
 
 def _write(batch: Prepared, actor: str, check: bool) -> WriteResult:
     duplicates = list(batch.duplicates)
+    postgresql = connection.vendor == "postgresql"
     with transaction.atomic():
+        if postgresql and not check:
+            # the salts need no ledger index: stored before the head lock is taken, they
+            # are off the path every writer queues on
+            _copy(PredictionSalt._meta.db_table, ["inference_id", "salt"], (s for s in batch.salts if s))
         ledger.hold_head()
         existing = _existing_ids([r.id for r in batch.records]) if check else ()
         if existing:
@@ -164,10 +169,11 @@ def _write(batch: Prepared, actor: str, check: bool) -> WriteResult:
             if not batch.records:
                 return WriteResult(0, duplicates)
         first = ledger.append_rendered("prediction.recorded", batch.records, body_renderer(actor))
-        if connection.vendor == "postgresql":
+        if postgresql:
             _copy(Prediction._meta.db_table, _PREDICTION_COLUMNS,
                   (f"{row}{index}\n" for index, row in enumerate(batch.rows, first)))
-            _copy(PredictionSalt._meta.db_table, ["inference_id", "salt"], (s for s in batch.salts if s))
+            if check:
+                _copy(PredictionSalt._meta.db_table, ["inference_id", "salt"], (s for s in batch.salts if s))
         else:
             _create_rows(batch.records, first)
     return WriteResult(len(batch.records), duplicates)
