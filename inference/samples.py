@@ -14,6 +14,14 @@ from onnx import TensorProto, helper, numpy_helper
 CREDIT_FEATURES = ["age", "income_k", "debt_ratio", "credit_lines", "late_payments", "years_employed"]
 
 
+
+def _model_bytes(graph) -> bytes:
+    """A checked opset-17 model of the graph (IR 8, which every ONNX Runtime here reads)."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="traceledger-samples")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
 def credit_training_data(n: int = 2000, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = np.column_stack([
@@ -63,10 +71,7 @@ def two_input_model_bytes(features: int = 4, categories: int = 10, seed: int = 1
         [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch", 1])],
         initializer=[w, emb],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="traceledger-samples")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return _model_bytes(graph)
 
 
 def small_cnn_bytes(channels: int = 16, size: int = 64, seed: int = 3) -> bytes:
@@ -96,10 +101,7 @@ def small_cnn_bytes(channels: int = 16, size: int = 64, seed: int = 3) -> bytes:
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
         initializer=inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="traceledger-samples")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return _model_bytes(graph)
 
 
 def deep_mlp_bytes(width: int = 64, layers: int = 300, seed: int = 5) -> bytes:
@@ -122,10 +124,7 @@ def deep_mlp_bytes(width: int = 64, layers: int = 300, seed: int = 5) -> bytes:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])],
         initializer=inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="traceledger-samples")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return _model_bytes(graph)
 
 
 def resnet_bytes(width: int = 64, blocks: tuple[int, ...] = (2, 2, 2, 2), size: int = 224, classes: int = 1000,
@@ -187,7 +186,4 @@ def resnet_bytes(width: int = 64, blocks: tuple[int, ...] = (2, 2, 2, 2), size: 
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
         initializer=inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="traceledger-samples")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return _model_bytes(graph)
