@@ -131,7 +131,6 @@ def append_many(events: list[Event]) -> list[LedgerEntry]:
 # Rendered appends stream in chunks, so that on PostgreSQL the server stores one
 # chunk while this process renders the next.
 RENDER_CHUNK = 500
-_COPY_UNSAFE = re.compile(r"[\\\t\n\r]")
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -182,10 +181,17 @@ def _copy_rendered(kind: str, start: int, items: Sequence, render, add_leaf: Cal
                 digest = sha256(b"\x00" + body.encode()).digest()
                 add_leaf(digest)  # the Merkle nodes are built while the server stores the previous chunk
                 subject = subject[:128]
-                if _COPY_UNSAFE.search(subject) or _COPY_UNSAFE.search(body):
+                if not (_copy_safe(subject) and _copy_safe(body)):
                     subject, body = subject.translate(_COPY_ESCAPES), body.translate(_COPY_ESCAPES)
                 lines.append(f"{offset}\t{kind_text}\t{subject}\t{body}\t{digest.hex()}\t{when}\n")
             copy.write("".join(lines))
+
+
+def _copy_safe(text: str) -> bool:
+    """Whether `text` needs no escaping in COPY's text format: four C-speed scans (a
+    character-class regex over subject and body cost ~4 µs per entry, half the
+    rendering loop)."""
+    return not ("\\" in text or "\t" in text or "\n" in text or "\r" in text)
 
 
 def _lock_head() -> int:
