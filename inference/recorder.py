@@ -2,17 +2,19 @@
 `prediction.recorded` ledger leaf each, written together in one transaction.
 
 `write_records` is the one writer (the recorders below and the ingestion API call
-it).  It is idempotent by inference id and race-free: it locks the ledger head before
-checking which ids are already stored, so two writers replaying the same records
-(a restarted recorder and a late API retry, say) never both insert them.  On
-PostgreSQL the rows go in with COPY; on SQLite with bulk_create.
+it).  It is idempotent by inference id and race-free: the primary keys refuse a
+record stored before, and the batch is then written again with the stored ids looked
+up under the ledger head lock, so two writers replaying the same records (a restarted
+recorder and a late API retry, say) never both insert them.  On PostgreSQL the rows
+go in with COPY; on SQLite with bulk_create.
 
 Recorders:
 - `SyncRecorder`: writes each record before the call returns (simple, slow).
 - `ListRecorder`: collects records for one bulk write (`flush`), for batch jobs.
 - `BufferedRecorder`: for serving. `record()` appends to a bounded buffer; a spooler
   thread appends batches to a local spool (fsync) — from then on the record is
-  acknowledged and survives a crash — and a shipper thread writes them to the
+  acknowledged and survives a crash — and a shipper (two child processes on
+  PostgreSQL, see inference/shipper.py; a thread elsewhere) writes them to the
   database in bulk, retrying with backoff while the database is away; a restarted
   process replays its spool. See inference/spool.py.
 """
@@ -62,18 +64,14 @@ class WriteResult:
 
 
 class Prepared:
-    """A batch checked and formatted for the database, with no database access, so a
-    recorder can prepare the next batch while the current one is being written:
-    `records` unique by inference id (later repeats are in `duplicates`), `rows` their
-    Prediction COPY lines up to the ledger index, `salts` their salt lines."""
+    """A batch checked and formatted by `prepare`, outside the transaction (no database
+    access): `records` unique by inference id (later repeats are in `duplicates`),
+    `rows` their Prediction COPY lines up to the ledger index, `salts` their salt lines."""
 
     __slots__ = ("records", "rows", "salts", "duplicates")
 
     def __init__(self, records, rows, salts, duplicates):
         self.records, self.rows, self.salts, self.duplicates = records, rows, salts, duplicates
-
-    def __len__(self) -> int:
-        return len(self.records) + len(self.duplicates)
 
 
 def prepare(records: list[ProvenanceRecord]) -> Prepared:
@@ -158,7 +156,7 @@ def _write(batch: Prepared, actor: str, check: bool) -> WriteResult:
         if postgresql and not check:
             # the salts need no ledger index: stored before the head lock is taken, they
             # are off the path every writer queues on
-            _copy(PredictionSalt._meta.db_table, ["inference_id", "salt"], (s for s in batch.salts if s))
+            _copy_salts(batch)
         ledger.hold_head()
         existing = _existing_ids([r.id for r in batch.records]) if check else ()
         if existing:
@@ -173,10 +171,14 @@ def _write(batch: Prepared, actor: str, check: bool) -> WriteResult:
             _copy(Prediction._meta.db_table, _PREDICTION_COLUMNS,
                   (f"{row}{index}\n" for index, row in enumerate(batch.rows, first)))
             if check:
-                _copy(PredictionSalt._meta.db_table, ["inference_id", "salt"], (s for s in batch.salts if s))
+                _copy_salts(batch)
         else:
             _create_rows(batch.records, first)
     return WriteResult(len(batch.records), duplicates)
+
+
+def _copy_salts(batch: Prepared) -> None:
+    _copy(PredictionSalt._meta.db_table, ["inference_id", "salt"], (s for s in batch.salts if s))
 
 
 def body_renderer(actor: str):
