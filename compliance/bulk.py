@@ -4,7 +4,8 @@ COPY is far cheaper than client-side parameter quoting of a 6,000-value INSERT.
 Elsewhere, bulk_create."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 
 from django.db import connection
 
@@ -13,11 +14,34 @@ def insert_rows(model, fields: Sequence[str], rows: Sequence[tuple]) -> None:
     if not rows:
         return
     if connection.vendor == "postgresql":
-        meta = model._meta
-        columns = ", ".join(connection.ops.quote_name(meta.get_field(f).column) for f in fields)
-        with connection.wrap_database_errors, connection.cursor() as cursor:
-            with cursor.cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        with _copy(model, fields) as copy:
+            for row in rows:
+                copy.write_row(row)
         return
     model.objects.bulk_create([model(**dict(zip(fields, row))) for row in rows], batch_size=2000)
+
+
+def copy_lines(model, fields: Sequence[str], lines: Iterable[str], *, chunk: int = 1000) -> None:
+    """PostgreSQL only: COPY lines of COPY text format (fields escaped by the caller,
+    each line ending in a newline), written `chunk` lines at a time as the iterable
+    yields them, so the server stores one chunk while the next is generated."""
+    with _copy(model, fields) as copy:
+        buffer: list[str] = []
+        for line in lines:
+            buffer.append(line)
+            if len(buffer) == chunk:
+                copy.write("".join(buffer))
+                buffer = []
+        if buffer:
+            copy.write("".join(buffer))
+
+
+@contextmanager
+def _copy(model, fields: Sequence[str]):
+    """COPY … FROM STDIN on Django's connection (so it joins the current transaction),
+    psycopg's errors raised as Django's (IntegrityError, DataError…) like any query's."""
+    meta = model._meta
+    columns = ", ".join(connection.ops.quote_name(meta.get_field(f).column) for f in fields)
+    sql = f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN"
+    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        yield copy

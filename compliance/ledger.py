@@ -22,8 +22,8 @@ from datetime import datetime, timezone
 from django.db import connection, transaction
 from django.db.models import Q
 
-from . import tree
-from .bulk import insert_rows
+from . import merkle, tree
+from .bulk import copy_lines, insert_rows
 from .canonical import canonical_json
 from .models import LedgerEntry, LedgerHead
 
@@ -152,12 +152,13 @@ def append_rendered(kind: str, items: Sequence, render: Callable[[int, object], 
         return start
     nodes = tree.open_batch(start, len(items))
     if connection.vendor == "postgresql":
-        _copy_rendered(kind, start, items, render, nodes.add)
+        copy_lines(LedgerEntry, ENTRY_FIELDS, _rendered_lines(kind, start, items, render, nodes.add),
+                   chunk=RENDER_CHUNK)
     else:
         rows = []
         for offset, item in enumerate(items):
             subject, when, body = render(start + offset, item)
-            digest = hashlib.sha256(b"\x00" + body.encode()).digest()
+            digest = merkle.leaf_hash(body.encode())
             nodes.add(digest)
             rows.append(LedgerEntry(index=start + offset, kind=kind, subject=subject[:128], body=body,
                                     leaf_hash=digest.hex(), created_at=datetime.fromisoformat(when)))
@@ -167,24 +168,18 @@ def append_rendered(kind: str, items: Sequence, render: Callable[[int, object], 
     return start
 
 
-def _copy_rendered(kind: str, start: int, items: Sequence, render, add_leaf: Callable[[bytes], None]) -> None:
-    sha256 = hashlib.sha256
-    columns = ", ".join(connection.ops.quote_name(LedgerEntry._meta.get_field(f).column) for f in ENTRY_FIELDS)
-    table = connection.ops.quote_name(LedgerEntry._meta.db_table)
+def _rendered_lines(kind: str, start: int, items: Sequence, render, add_leaf: Callable[[bytes], None]):
+    """COPY text lines of the rendered entries; each leaf goes to `add_leaf` (the Merkle
+    nodes) as it is made, while the server stores the chunk before."""
     kind_text = kind.translate(_COPY_ESCAPES)
-    with connection.wrap_database_errors, connection.cursor() as cursor, \
-            cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        for first in range(0, len(items), RENDER_CHUNK):
-            lines = []
-            for offset, item in enumerate(items[first:first + RENDER_CHUNK], start + first):
-                subject, when, body = render(offset, item)
-                digest = sha256(b"\x00" + body.encode()).digest()
-                add_leaf(digest)  # the Merkle nodes are built while the server stores the previous chunk
-                subject = subject[:128]
-                if not (_copy_safe(subject) and _copy_safe(body)):
-                    subject, body = subject.translate(_COPY_ESCAPES), body.translate(_COPY_ESCAPES)
-                lines.append(f"{offset}\t{kind_text}\t{subject}\t{body}\t{digest.hex()}\t{when}\n")
-            copy.write("".join(lines))
+    for offset, item in enumerate(items, start):
+        subject, when, body = render(offset, item)
+        digest = merkle.leaf_hash(body.encode())
+        add_leaf(digest)
+        subject = subject[:128]
+        if not (_copy_safe(subject) and _copy_safe(body)):
+            subject, body = subject.translate(_COPY_ESCAPES), body.translate(_COPY_ESCAPES)
+        yield f"{offset}\t{kind_text}\t{subject}\t{body}\t{digest.hex()}\t{when}\n"
 
 
 def _copy_safe(text: str) -> bool:

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 
 from compliance import ledger
+from compliance.bulk import copy_lines
 from compliance.canonical import canonical_json
 from lineage.models import Prediction, PredictionSalt
 
@@ -50,11 +51,9 @@ _ROW = re.compile(
     r"(?:[0-9]{1,10}|\\N)\t"
 )
 _SALT = re.compile(r"(?:[0-9a-f]{64})?")
-_COPY_LINES = 1000
 _NULL = "\\N"
-_PREDICTION_COLUMNS = [Prediction._meta.get_field(name).column for name in (
-    "inference_id", "deployment", "engine_sha256", "timestamp", "input_digest", "output_digest", "latency_us",
-    "ledger_index")]
+_PREDICTION_FIELDS = ("inference_id", "deployment", "engine_sha256", "timestamp", "input_digest", "output_digest",
+                      "latency_us", "ledger_index")
 
 
 @dataclass
@@ -114,22 +113,6 @@ def _existing_ids(ids: list[str]) -> set[str]:
     return found
 
 
-def _copy(table: str, columns: list[str], lines) -> None:
-    """COPY text lines, written in chunks as they are generated: the server stores
-    one chunk while the next is formatted."""
-    sql = f'COPY "{table}" ({", ".join(columns)}) FROM STDIN'
-    # psycopg's own errors, as Django's (IntegrityError, DataError…), like any query's
-    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(sql) as copy:
-        chunk: list[str] = []
-        for line in lines:
-            chunk.append(line)
-            if len(chunk) == _COPY_LINES:
-                copy.write("".join(chunk))
-                chunk = []
-        if chunk:
-            copy.write("".join(chunk))
-
-
 def write_records(records: list[ProvenanceRecord], *, actor: str = "inference") -> WriteResult:
     """Make records durable in one transaction with their ledger leaves; records
     already stored (same inference id, here or earlier in the list) are skipped and
@@ -168,8 +151,8 @@ def _write(batch: Prepared, actor: str, check: bool) -> WriteResult:
                 return WriteResult(0, duplicates)
         first = ledger.append_rendered("prediction.recorded", batch.records, body_renderer(actor))
         if postgresql:
-            _copy(Prediction._meta.db_table, _PREDICTION_COLUMNS,
-                  (f"{row}{index}\n" for index, row in enumerate(batch.rows, first)))
+            copy_lines(Prediction, _PREDICTION_FIELDS,
+                       (f"{row}{index}\n" for index, row in enumerate(batch.rows, first)))
             if check:
                 _copy_salts(batch)
         else:
@@ -178,7 +161,7 @@ def _write(batch: Prepared, actor: str, check: bool) -> WriteResult:
 
 
 def _copy_salts(batch: Prepared) -> None:
-    _copy(PredictionSalt._meta.db_table, ["inference_id", "salt"], (s for s in batch.salts if s))
+    copy_lines(PredictionSalt, ("inference_id", "salt"), (s for s in batch.salts if s))
 
 
 def body_renderer(actor: str):
