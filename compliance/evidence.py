@@ -229,7 +229,7 @@ def _case_entries(case) -> list[LedgerEntry]:
 
 def collect(scope: Scope, *, max_predictions: int = 1000, now: datetime | None = None) -> Evidence:
     now = now or timezone.now()
-    related = Prediction.objects.select_related("deployment__engine__build__model")
+    related = Prediction.objects.select_related("deployment__engine__build__model", "batch")
     if scope.kind == "service":
         in_window = related.filter(deployment__service=scope.service, timestamp__gte=scope.since,
                                    timestamp__lt=scope.until).order_by("timestamp")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from . import merkle, tree
 from .bulk import copy_lines, insert_rows
@@ -206,7 +206,8 @@ def hold_head() -> None:
 def about(subject: str, query=None):
     """Entries whose subject is `subject` (of `query`, by default all). The subject
     index leaves out prediction.recorded entries; a prediction's own entry is found
-    through its row's ledger_index, the rest through the index."""
+    through its row's ledger_index (its batch's first index + its position), the rest
+    through the index."""
     query = LedgerEntry.objects.all() if query is None else query
     others = Q(subject=subject) & ~Q(kind="prediction.recorded")
     if subject.startswith("prediction:"):
@@ -216,7 +217,8 @@ def about(subject: str, query=None):
             inference_id = uuid.UUID(subject.removeprefix("prediction:"))
         except ValueError:
             return query.filter(others)
-        own = Prediction.objects.filter(inference_id=inference_id).values_list("ledger_index", flat=True).first()
+        own = Prediction.objects.filter(inference_id=inference_id).values_list(
+            F("batch__first_index") + F("batch_pos"), flat=True).first()
         if own is not None:
             return query.filter(others | Q(index=own, subject=subject))
     return query.filter(others)

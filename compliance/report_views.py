@@ -113,7 +113,7 @@ def report_export(request, inference_id):
         iid = parse_inference_id(inference_id)
     except ValueError:
         raise Http404("malformed inference id")
-    prediction = Prediction.objects.select_related("deployment__engine").filter(inference_id=iid).first()
+    prediction = Prediction.objects.select_related("deployment__engine", "batch").filter(inference_id=iid).first()
     if prediction is None:
         raise Http404("no such prediction")
     return _export_page(request, Scope.for_prediction(iid), str(iid), {"prediction": prediction})
@@ -126,7 +126,7 @@ def report_export_case(request, case_id: int):
         scope = Scope.for_case(case_id)
     except ExportError as exc:
         raise Http404(str(exc))
-    prediction = Prediction.objects.select_related("deployment__engine").get(inference_id=scope.inference_id)
+    prediction = Prediction.objects.select_related("deployment__engine", "batch").get(inference_id=scope.inference_id)
     return _export_page(request, scope, f"case-{case_id}", {"prediction": prediction, "case": scope.case})
 
 

@@ -8,6 +8,11 @@ up under the ledger head lock, so two writers replaying the same records (a rest
 recorder and a late API retry, say) never both insert them.  On PostgreSQL the rows
 go in with COPY; on SQLite with bulk_create.
 
+Order of a write: a PredictionBatch row, the batch's Prediction rows (referring to it
+by position) and their salts, and only then the ledger head lock, the entries and the
+batch's first index.  Everything before the lock runs while other writers hold it;
+only the entries (a third of the work) queue behind each other.
+
 Recorders:
 - `SyncRecorder`: writes each record before the call returns (simple, slow).
 - `ListRecorder`: collects records for one bulk write (`flush`), for batch jobs.
@@ -31,7 +36,7 @@ from django.db import DatabaseError, DataError, IntegrityError, connection, tran
 from compliance import ledger
 from compliance.bulk import copy_lines
 from compliance.canonical import canonical_json
-from lineage.models import Prediction, PredictionSalt
+from lineage.models import Prediction, PredictionBatch, PredictionSalt
 
 from .provenance import ProvenanceRecord, datetime_from_us, iso_from_us
 from .shipper import ProcessSink
@@ -43,7 +48,7 @@ log = logging.getLogger("traceledger.recorder")
 __all__ = ["ProvenanceRecord", "write_records", "WriteResult", "SyncRecorder", "ListRecorder", "BufferedRecorder",
            "metrics"]
 
-# A Prediction COPY line up to the ledger index; deployment ids stay below 2**53
+# A Prediction COPY line up to its batch; deployment ids stay below 2**53
 # (RFC 8785's integer range).
 _ROW = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\t[0-9]{1,15}\t[0-9a-f]{64}\t"
@@ -53,7 +58,7 @@ _ROW = re.compile(
 _SALT = re.compile(r"(?:[0-9a-f]{64})?")
 _NULL = "\\N"
 _PREDICTION_FIELDS = ("inference_id", "deployment", "engine_sha256", "timestamp", "input_digest", "output_digest",
-                      "latency_us", "ledger_index")
+                      "latency_us", "batch", "batch_pos")
 
 
 @dataclass
@@ -134,34 +139,53 @@ def write_prepared(batch: Prepared, *, actor: str = "inference") -> WriteResult:
 
 def _write(batch: Prepared, actor: str, check: bool) -> WriteResult:
     duplicates = list(batch.duplicates)
-    postgresql = connection.vendor == "postgresql"
     with transaction.atomic():
-        if postgresql and not check:
-            # the salts need no ledger index: stored before the head lock is taken, they
-            # are off the path every writer queues on
-            _copy_salts(batch)
-        ledger.hold_head()
-        existing = _existing_ids([r.id for r in batch.records]) if check else ()
-        if existing:
-            keep = [i for i, r in enumerate(batch.records) if r.id not in existing]
-            duplicates.extend(r.id for r in batch.records if r.id in existing)
-            batch = Prepared([batch.records[i] for i in keep], [batch.rows[i] for i in keep],
-                             [batch.salts[i] for i in keep], [])
-            if not batch.records:
-                return WriteResult(0, duplicates)
-        first = ledger.append_rendered("prediction.recorded", batch.records, body_renderer(actor))
-        if postgresql:
+        if check:
+            # look the ids up and store the rest with no writer in between
+            ledger.hold_head()
+            existing = _existing_ids([r.id for r in batch.records])
+            if existing:
+                keep = [i for i, r in enumerate(batch.records) if r.id not in existing]
+                duplicates.extend(r.id for r in batch.records if r.id in existing)
+                batch = Prepared([batch.records[i] for i in keep], [batch.rows[i] for i in keep],
+                                 [batch.salts[i] for i in keep], [])
+                if not batch.records:
+                    return WriteResult(0, duplicates)
+        # Optimistically (not checking) this all runs before the head lock: the rows
+        # refer to their batch, whose place in the ledger is set once it is known.
+        placed = PredictionBatch.objects.create(size=len(batch.records))
+        if connection.vendor == "postgresql":
+            _check_keys_now()
             copy_lines(Prediction, _PREDICTION_FIELDS,
-                       (f"{row}{index}\n" for index, row in enumerate(batch.rows, first)))
-            if check:
-                _copy_salts(batch)
+                       (f"{row}{placed.pk}\t{pos}\n" for pos, row in enumerate(batch.rows)))
+            copy_lines(PredictionSalt, ("inference_id", "salt"), (s for s in batch.salts if s))
         else:
-            _create_rows(batch.records, first)
+            _create_rows(batch.records, placed)
+        first = ledger.append_rendered("prediction.recorded", batch.records, body_renderer(actor))
+        PredictionBatch.objects.filter(pk=placed.pk).update(first_index=first)
     return WriteResult(len(batch.records), duplicates)
 
 
-def _copy_salts(batch: Prepared) -> None:
-    copy_lines(PredictionSalt, ("inference_id", "salt"), (s for s in batch.salts if s))
+_SET_IMMEDIATE: dict[str, str] = {}  # database alias -> SET CONSTRAINTS statement
+
+
+def _check_keys_now() -> None:
+    """Check the prediction rows' foreign keys (deployment, batch) as they go in rather
+    than at commit, where Django's PostgreSQL constraints are deferred to: the commit
+    happens with the head lock held, and a batch's key checks there would be time that
+    every other writer waits through.  Only these constraints: an enclosing transaction
+    keeps its own deferred checks."""
+    sql = _SET_IMMEDIATE.get(connection.alias)
+    if sql is None:
+        with connection.cursor() as cursor:
+            constraints = connection.introspection.get_constraints(cursor, Prediction._meta.db_table)
+        names = sorted(name for name, c in constraints.items() if c["foreign_key"])
+        quote = connection.ops.quote_name
+        sql = f"SET CONSTRAINTS {', '.join(quote(n) for n in names)} IMMEDIATE" if names else ""
+        _SET_IMMEDIATE[connection.alias] = sql
+    if sql:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
 
 
 def body_renderer(actor: str):
@@ -184,12 +208,12 @@ def body_renderer(actor: str):
     return render
 
 
-def _create_rows(fresh: list[ProvenanceRecord], first: int) -> None:
+def _create_rows(fresh: list[ProvenanceRecord], placed: PredictionBatch) -> None:
     Prediction.objects.bulk_create([
         Prediction(inference_id=r.id, deployment_id=r.deployment_id, engine_sha256=r.engine_sha256,
                    timestamp=datetime_from_us(r.ts_us), input_digest=r.input_digest, output_digest=r.output_digest,
-                   latency_us=r.latency_us, ledger_index=index)
-        for index, r in enumerate(fresh, first)
+                   latency_us=r.latency_us, batch=placed, batch_pos=pos)
+        for pos, r in enumerate(fresh)
     ], batch_size=2000)
     PredictionSalt.objects.bulk_create(
         [PredictionSalt(inference_id=r.id, salt=r.salt) for r in fresh if r.salt], batch_size=2000)

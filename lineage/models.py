@@ -298,9 +298,24 @@ class EngineLoad(models.Model):
         }
 
 
+class PredictionBatch(models.Model):
+    """Where one written batch of predictions sits in the ledger: its entries take the
+    consecutive indexes from `first_index`, in the batch's order, so a prediction's
+    entry is `first_index + batch_pos`.
+
+    The batch row is made first and the predictions are stored referring to it before
+    the ledger head is locked: the prediction rows, the heaviest part of a write, stay
+    off the path that every writer queues on.  `first_index` is set under the lock, in
+    the same transaction, so a committed batch always has it."""
+
+    first_index = models.BigIntegerField(null=True, unique=True)
+    size = models.IntegerField()
+
+
 class Prediction(models.Model):
     """One prediction's provenance. `input_digest` is a salted commitment; the salt is
-    kept in PredictionSalt, outside the ledger, so it can be erased."""
+    kept in PredictionSalt, outside the ledger, so it can be erased.  Its ledger entry
+    is `ledger_index` (from its batch; select_related("batch") when listing)."""
 
     inference_id = models.UUIDField(primary_key=True)
     # no index of its own: the (deployment, timestamp) index serves lookups by
@@ -313,7 +328,11 @@ class Prediction(models.Model):
     input_digest = models.CharField(max_length=64)
     output_digest = models.CharField(max_length=64)
     latency_us = models.IntegerField(null=True)
-    ledger_index = models.BigIntegerField(null=True, unique=True)
+    # no index: a prediction's entry is found from the row (the batch's primary key),
+    # and an entry names its prediction by inference id
+    batch = models.ForeignKey(PredictionBatch, on_delete=models.PROTECT, related_name="predictions",
+                              db_index=False)
+    batch_pos = models.IntegerField()
 
     class Meta:
         ordering = ["-timestamp"]
@@ -322,6 +341,11 @@ class Prediction(models.Model):
                    # index-only scan over the time window, whatever the table's size
                    models.Index(fields=["timestamp", "deployment"], name="prediction_time_deployment"),
                    models.Index(fields=["input_digest"], name="prediction_input_digest")]
+
+    @property
+    def ledger_index(self) -> int:
+        """The index of this prediction's `prediction.recorded` entry."""
+        return self.batch.first_index + self.batch_pos
 
     def to_dict(self) -> dict:
         return self.ledger_payload() | {"latency_us": self.latency_us, "ledger_index": self.ledger_index}

@@ -64,7 +64,7 @@ def predictions_page(*, deployment: int | None = None, service: str | None = Non
     `until` exclusive; `after` is the `next` cursor of the previous page."""
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError(f"limit must be between 1 and {MAX_LIMIT}")
-    query = Prediction.objects.all()
+    query = Prediction.objects.select_related("batch")
     if deployment is not None:
         query = query.filter(deployment_id=deployment)
     if service:

@@ -191,8 +191,9 @@ def measure_ingest(deployment, n: int, batch: int, spool_dir: Path) -> dict:
 
 
 def measure_copy(deployment, n: int, batch: int) -> dict:
-    """Binary COPY of Prediction rows (fresh ids; no ledger index, no salt)."""
-    from lineage.models import Prediction
+    """Binary COPY of Prediction rows (fresh ids; no salt, no ledger entry), each
+    transaction's rows referring to a batch row made in it, as ingest's do."""
+    from lineage.models import Prediction, PredictionBatch
 
     if connection.vendor != "postgresql":
         return {"copy_per_s": None}
@@ -200,14 +201,17 @@ def measure_copy(deployment, n: int, batch: int) -> dict:
     rows = [(uuid.UUID(r.id), r.deployment_id, r.engine_sha256, r.timestamp, r.input_digest, r.output_digest,
              r.latency_us) for r in records]
     columns = ", ".join(Prediction._meta.get_field(f).column for f in (
-        "inference_id", "deployment", "engine_sha256", "timestamp", "input_digest", "output_digest", "latency_us"))
+        "inference_id", "deployment", "engine_sha256", "timestamp", "input_digest", "output_digest", "latency_us",
+        "batch", "batch_pos"))
     started = time.perf_counter()
     for start in range(0, n, batch):
         with transaction.atomic(), connection.cursor() as cursor:
+            chunk = rows[start:start + batch]
+            placed = PredictionBatch.objects.create(size=len(chunk)).pk
             with cursor.copy(f'COPY "{Prediction._meta.db_table}" ({columns}) FROM STDIN (FORMAT BINARY)') as copy:
-                copy.set_types(["uuid", "int8", "varchar", "timestamptz", "varchar", "varchar", "int4"])
-                for row in rows[start:start + batch]:
-                    copy.write_row(row)
+                copy.set_types(["uuid", "int8", "varchar", "timestamptz", "varchar", "varchar", "int4", "int8", "int4"])
+                for pos, row in enumerate(chunk):
+                    copy.write_row((*row, placed, pos))
     elapsed = time.perf_counter() - started
     return {"copy_per_s": round(n / elapsed), "copy_records": n}
 

@@ -95,6 +95,7 @@ def _bulk_predictions(deployments, count: int, chunk: int = 50_000) -> None:
     from compliance.canonical import canonical_json
     from compliance.ids import uuid7
     from compliance.models import LedgerHead
+    from lineage.models import PredictionBatch
 
     start = ledger.size()
     now = datetime.now(timezone.utc)
@@ -115,6 +116,7 @@ def _bulk_predictions(deployments, count: int, chunk: int = 50_000) -> None:
             cursor.execute(f'DROP INDEX "{name}"')
     for first in range(0, count, chunk):
         pred_buf, entry_buf = io.StringIO(), io.StringIO()
+        placed = PredictionBatch.objects.create(first_index=start + first, size=min(chunk, count - first))
         for i in range(first, min(first + chunk, count)):
             ts = now - timedelta(microseconds=span_us - offsets[i])
             d = deployments[i % len(deployments)] if i % 10 else deployments[0]
@@ -132,14 +134,14 @@ def _bulk_predictions(deployments, count: int, chunk: int = 50_000) -> None:
                 assert body.encode() == canonical_json(json.loads(body))
             leaf = hashlib.sha256(b"\x00" + body.encode()).hexdigest()
             pred_buf.write(f"{iid}\t{d.id}\t{d.engine_sha256}\t{stamp}\t{input_digest}\t{output_digest}\t"
-                           f"{rng.randrange(200, 900)}\t{index}\n")
+                           f"{rng.randrange(200, 900)}\t{placed.pk}\t{i - first}\n")
             entry_buf.write(f"{index}\tprediction.recorded\tprediction:{iid}\t{body}\t{leaf}\t{stamp}\n")
         with raw.cursor() as cur:
             with cur.copy('COPY compliance_ledgerentry ("index", kind, subject, body, leaf_hash, created_at) '
                           "FROM STDIN") as copy:
                 copy.write(entry_buf.getvalue())
             with cur.copy("COPY lineage_prediction (inference_id, deployment_id, engine_sha256, timestamp, "
-                          "input_digest, output_digest, latency_us, ledger_index) FROM STDIN") as copy:
+                          "input_digest, output_digest, latency_us, batch_id, batch_pos) FROM STDIN") as copy:
                 copy.write(pred_buf.getvalue())
     LedgerHead.objects.filter(pk=1).update(size=start + count)
     with connection.cursor() as cursor:

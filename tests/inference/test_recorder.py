@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.conf import settings
-from django.db import DataError, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from hypothesis import given
 from hypothesis import settings as settings_hypothesis
 from hypothesis import strategies as st
@@ -26,7 +26,7 @@ from inference.benchmarks.provenance import fake_records
 from inference.provenance import ProvenanceRecord, datetime_from_us, iso_from_us, uuid7_text
 from inference.recorder import BufferedRecorder, write_records
 from inference.runtime import AuditedService
-from lineage.models import Prediction, PredictionSalt
+from lineage.models import Prediction, PredictionBatch, PredictionSalt
 from lineage.trace import trace
 from tests.conftest import ROOT, on_postgres, worker_env
 from tests.tcp_proxy import TcpProxy
@@ -50,6 +50,11 @@ def assert_ledger_matches(expected_ids: set[str] | None = None) -> None:
         assert ledger.payload_of(entry) == p.ledger_payload()
     assert all(ledger.check_entry(e) is None for e in LedgerEntry.objects.all())
     assert list(LedgerEntry.objects.order_by("index").values_list("index", flat=True)) == list(range(ledger.size()))
+    # each batch row places its predictions: positions 0..size-1 over consecutive entries
+    for batch in PredictionBatch.objects.all():
+        positions = sorted(Prediction.objects.filter(batch=batch).values_list("batch_pos", flat=True))
+        assert batch.first_index is not None and positions == list(range(batch.size))
+        assert all(by_index[batch.first_index + pos].kind == "prediction.recorded" for pos in positions)
 
 
 @pytest.mark.embedded
@@ -61,6 +66,10 @@ def test_it_writes_rows_salts_and_leaves_together_and_skips_duplicates(credit_de
     assert again.stored == 100
     assert sorted(again.duplicates) == sorted([r.id for r in records[100:200]] + [r.id for r in records[250:260]])
     assert Prediction.objects.count() == 300 and PredictionSalt.objects.count() == 300
+    # the replay first failed on the stored ids and was written again: one batch for
+    # its fresh records, nothing left of the attempt that failed
+    assert PredictionBatch.objects.count() == 2
+    assert write_records(records[:50]).stored == 0 and PredictionBatch.objects.count() == 2
     salt = PredictionSalt.objects.get(inference_id=records[7].id).salt
     assert salt == records[7].salt
     assert_ledger_matches({r.id for r in records})
@@ -94,6 +103,76 @@ def test_a_record_the_database_refuses_is_a_database_error_and_stores_nothing(cr
     again = write_records(records)
     assert (again.stored, again.duplicates) == (2, [records[1].id])
     assert Prediction.objects.count() == 3 and ledger.size() == size + 3
+
+
+def test_only_the_ledger_entries_wait_for_the_head_lock(transactional_db, credit_deployment):
+    """A writer queued on the ledger head lock has already stored its batch row,
+    prediction rows and salts (its transaction holds their tables' row-exclusive locks)
+    and has not touched the ledger; once the lock is free its entries follow."""
+    assert on_postgres(), "the PostgreSQL write path"
+    records = fake_records(credit_deployment, 50)
+    holding, release, result = threading.Event(), threading.Event(), {}
+
+    def hold():
+        try:
+            with transaction.atomic():
+                ledger.hold_head()
+                holding.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    def write():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                result["pid"] = cursor.fetchone()[0]
+            result["written"] = write_records(records)
+        except Exception as exc:  # reported below
+            result["error"] = exc
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        deadline = time.monotonic() + 20
+        with connection.cursor() as cursor:
+            while True:
+                pid = result.get("pid")
+                if pid:
+                    cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+                    if cursor.fetchone() == ("Lock",):
+                        break
+                assert "error" not in result and time.monotonic() < deadline, "the writer never queued for the lock"
+                time.sleep(0.01)
+            cursor.execute("SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                           "WHERE l.pid = %s AND l.mode = 'RowExclusiveLock'", [pid])
+            written = {row[0] for row in cursor.fetchall()}
+    finally:
+        release.set()
+        holder.join(30)
+        writer.join(30)
+    tables = {m._meta.db_table for m in (Prediction, PredictionSalt, PredictionBatch)}
+    assert tables <= written and LedgerEntry._meta.db_table not in written
+    assert result["written"].stored == 50
+    assert_ledger_matches({r.id for r in records})
+
+
+@pytest.mark.embedded
+def test_a_batch_naming_an_unknown_deployment_stores_nothing(transactional_db, credit_deployment):
+    """The rows' keys are checked as they go in on PostgreSQL (not deferred to the
+    commit, under the head lock), at the commit on SQLite; either way the whole batch
+    is refused.  Real commits: SQLite checks deferred keys only there."""
+    records = fake_records(credit_deployment, 4)
+    records[2].deployment_id = credit_deployment.id + 1000
+    size = ledger.size()
+    with pytest.raises(IntegrityError):
+        write_records(records)
+    assert Prediction.objects.count() == 0 and PredictionBatch.objects.count() == 0 and ledger.size() == size
 
 
 @settings_hypothesis(max_examples=200, deadline=None)
