@@ -44,7 +44,7 @@ from inference import samples
 from inference.provenance import ProvenanceRecord, uuid7_text
 from inference.recorder import BufferedRecorder
 
-CNN = {"channels": 64, "size": 48}  # the "about 1 ms" plain batch-1 call on one core here (cnn.plain_us says)
+CNN = {"channels": 80, "size": 48}  # the "about 1 ms" plain batch-1 call on one core here (cnn.plain_us says)
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from compliance.canonical import canonical_json
 from compliance.models import Alert, LedgerEntry
 from compliance.store import default_store
 from inference import samples
+from inference.backends.onnxruntime import OnnxRuntimeBackend
 from inference.builder import run_build
 from inference.loader import verify_manifest
 from inference.specs import parse_profile
@@ -80,6 +81,10 @@ def test_it_builds_fp32_fp16_and_int8_of_a_two_input_int64_dynamic_model(worker,
         assert engine.metadata["backend_version"] == ort.__version__
         assert engine.metadata["execution_providers"] == ["CPUExecutionProvider"]
         assert engine.metadata["optimization_level"] == "ORT_ENABLE_EXTENDED"
+        # the loader adds the hardware-specific layout optimizations that are not saved
+        assert engine.metadata["load_optimization_level"] == "ORT_ENABLE_ALL"
+        loaded = OnnxRuntimeBackend().load(store.read(engine.sha256)).session
+        assert loaded.get_session_options().graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # the engine really runs, on a batch size the profile allows
         session = ort.InferenceSession(store.read(engine.sha256), providers=["CPUExecutionProvider"])
         out = session.run(None, feeds)[0]
