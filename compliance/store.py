@@ -75,6 +75,16 @@ class Pinned:
         self.mapped = leased_fd is not None
         self._fd = leased_fd
 
+    @property
+    def path(self) -> str | None:
+        """A path to the very file that was hashed (`/proc/self/fd/N`: the descriptor
+        under the lease, whatever has been renamed over the store path since), for
+        libraries that read an engine only from a path or bytes; None without a lease.
+        Reading it does not break the lease (only an open for writing does)."""
+        if self._fd is None or not os.path.isdir("/proc/self/fd"):
+            return None
+        return f"/proc/self/fd/{self._fd}"
+
     def unchanged(self) -> bool:
         """False when someone opened the mapped file for writing (or truncated it) while
         it was held: the bytes used may then differ from the bytes hashed."""

@@ -87,6 +87,7 @@ class EngineCheck:
     actual_sha256: str
     data: memoryview | bytes | None = None
     mapped: bool = False  # hashed through a mapping held under a read lease (else a private copy)
+    path: str | None = None  # the leased file itself, for backends that load from a path (see Pinned.path)
     _pinned: Pinned | None = field(default=None, repr=False)
 
     @property
@@ -98,7 +99,7 @@ class EngineCheck:
         if self.verified and self._pinned is not None and not self._pinned.unchanged():
             self.verdict = "digest_mismatch"
             self.detail = "the engine file was opened for writing while it was verified and loaded"
-        self.data = self._pinned = None
+        self.data = self.path = self._pinned = None
 
 
 @contextmanager
@@ -116,7 +117,7 @@ def check_deployment(deployment: Deployment) -> Iterator[EngineCheck]:
         check = _check(deployment, deployment.engine, pinned.sha256)
         check.mapped = pinned.mapped
         if check.verified:
-            check.data, check._pinned = pinned.data, pinned
+            check.data, check.path, check._pinned = pinned.data, pinned.path, pinned
         try:
             yield check
         finally:
@@ -145,7 +146,7 @@ def load_verified(service: str, environment: str | None = None) -> LoadedEngine:
     with check_deployment(deployment) as check:
         if check.verified:
             try:
-                runner = get_backend(engine.backend).load(check.data)
+                runner = get_backend(engine.backend).load(check.data, path=check.path)
             except Exception:
                 check.settle()
                 record_load(deployment, service, check.verdict, check.detail, check.actual_sha256, host)

@@ -59,7 +59,8 @@ def _ledger_check(index: int | None, expected_kind: str) -> tuple[bool, str]:
 
 def trace(inference_id: uuid.UUID) -> Trace:
     prediction = (
-        Prediction.objects.select_related("deployment__engine__build__model", "batch").filter(inference_id=inference_id).first()
+        Prediction.objects.select_related("deployment__engine__build__model", "batch")
+        .filter(inference_id=inference_id).first()
     )
     if prediction is None:
         return Trace(str(inference_id), [Link("prediction", "Prediction", False, "missing",

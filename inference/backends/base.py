@@ -74,4 +74,8 @@ class Backend(Protocol):
 
     def build(self, onnx_path: str, spec: BuildSpec) -> BuildResult: ...
 
-    def load(self, engine: bytes | memoryview, *, threads: int | None = None) -> Runner: ...
+    def load(self, engine: bytes | memoryview, *, threads: int | None = None, path: str | None = None) -> Runner:
+        """A runner on the engine.  `path`, when given, names the same verified bytes
+        as a file (held unchanged by the caller), for backends that would otherwise
+        copy `engine` to load it."""
+        ...

@@ -51,8 +51,9 @@ def _ms(seconds: float) -> str:
 
 
 class OrtRunner:
-    def __init__(self, session: ort.InferenceSession):
+    def __init__(self, session: ort.InferenceSession, loaded_from: str = "bytes"):
         self.session = session
+        self.loaded_from = loaded_from  # "bytes" or "path"
         self.inputs = {i.name: (i.type, tuple(d if isinstance(d, int) else -1 for d in i.shape))
                        for i in session.get_inputs()}
         self.outputs = {o.name: (o.type, tuple(d if isinstance(d, int) else -1 for d in o.shape))
@@ -225,14 +226,17 @@ class OnnxRuntimeBackend:
             raise BuildError(f"INT8 quantization failed: {str(exc).splitlines()[0]}") from None
         return out
 
-    def load(self, engine: bytes | memoryview, *, threads: int | None = None) -> OrtRunner:
+    def load(self, engine: bytes | memoryview, *, threads: int | None = None,
+             path: str | None = None) -> OrtRunner:
         """A session on the engine, with `threads` intra-op threads (default
-        TRACELEDGER_ORT_THREADS, else 1: a serving process runs many sessions)."""
-        if not isinstance(engine, bytes):
-            engine = bytes(engine)  # ONNX Runtime's Python API takes only bytes
+        TRACELEDGER_ORT_THREADS, else 1: a serving process runs many sessions).
+        ONNX Runtime's Python API takes a path or bytes, not a buffer: given `path` (the
+        verified file, held by the loader) it reads that, else a mapping is copied."""
+        source, loaded_from = (path, "path") if path else (
+            engine if isinstance(engine, bytes) else bytes(engine), "bytes")
         options = ort.SessionOptions()
         # The engine carries the portable optimizations; the layout ones for this CPU
         # are made here (the parity check runs the engine loaded this way too).
         options.graph_optimization_level = LOAD_OPT_LEVEL
         options.intra_op_num_threads = threads or int(os.environ.get("TRACELEDGER_ORT_THREADS", "1"))
-        return OrtRunner(ort.InferenceSession(engine, options, providers=_providers()))
+        return OrtRunner(ort.InferenceSession(source, options, providers=_providers()), loaded_from)

@@ -293,8 +293,10 @@ class TensorRTBackend:
         except cuda.Error as exc:
             raise BackendUnavailable(f"CUDA device {self.device_index} is not usable: {one_line(exc)}") from None
 
-    def load(self, engine: bytes | memoryview, *, threads: int | None = None) -> TensorRTRunner:
-        # Deserialized from the buffer itself, no copy; `threads` is for CPU backends.
+    def load(self, engine: bytes | memoryview, *, threads: int | None = None,
+             path: str | None = None) -> TensorRTRunner:
+        # Deserialized from the buffer itself, no copy; `threads` and `path` are for
+        # backends that need them.
         return TensorRTRunner(self._trt, _import_pycuda(), engine, self.device_index, self.allow_engine_host_code)
 
     def plan(self, onnx_path: str, spec: BuildSpec) -> BuildPlan:

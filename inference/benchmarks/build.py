@@ -9,7 +9,8 @@ verify_ratio          our full load-time verification of a 1 GiB engine (the ver
                       signature under a registered key, signed subject) over
                       `model_signing verify key` (OpenSSF model-transparency) on the same
                       file (goal <= 0.8); the in-process model_signing API, and our
-                      check plus the copy an ONNX Runtime load makes, beside it
+                      check plus the read of the file an ONNX Runtime load makes
+                      (through the leased descriptor's path), beside it
 build_overhead_ratio  a full audited build (request, ledger, input re-hash, backend,
                       store, load, parity, signing) over the bare backend build of the
                       same model and precision: a calibrated INT8 build of a
@@ -171,11 +172,15 @@ def bench_verify(tmp: Path, path: Path, rounds: int) -> dict:
 
     mapped = []
 
-    def ours(copy: bool = False):
+    def ours(read: bool = False):
         with check_deployment(deployment) as check:
             mapped.append(check.mapped)
-            if copy and check.data is not None:
-                bytes(check.data)  # what the ONNX Runtime backend hands its Python API
+            if read and check.path is not None:  # what ONNX Runtime reads when the loader hands it the path
+                with open(check.path, "rb", buffering=0) as f:
+                    while f.read(64 << 20):
+                        pass
+            elif read and check.data is not None:
+                bytes(check.data)  # no lease: the backend is handed a copy
         if check.verdict != "verified":
             raise RuntimeError(f"our verification said {check.verdict}: {check.detail}")
 
@@ -184,7 +189,7 @@ def bench_verify(tmp: Path, path: Path, rounds: int) -> dict:
         "ours": ours,
         "model_signing_api": lambda: verifying.Config().use_elliptic_key_verifier(public_key=public).verify(
             engine_path, signature),
-        "ours_with_bytes_copy": lambda: ours(copy=True),
+        "ours_with_load_read": lambda: ours(read=True),
     }
     for fn in sides.values():  # warm: the page cache holds the file, imports and keys are loaded
         fn()
@@ -203,9 +208,9 @@ def bench_verify(tmp: Path, path: Path, rounds: int) -> dict:
             "ours_s": round(medians["ours"], 3), "model_signing_cli_s": round(medians["model_signing_cli"], 3),
             "model_signing_api_s": round(medians["model_signing_api"], 3),
             "ratio_over_model_signing_api": round(medians["ours"] / medians["model_signing_api"], 3),
-            # ONNX Runtime's Python API takes only bytes, so loading an ORT engine copies the
-            # verified mapping once more; TensorRT deserializes from the mapping itself.
-            "ours_with_bytes_copy_s": round(medians["ours_with_bytes_copy"], 3),
+            # ONNX Runtime's Python API takes a path or bytes: it reads the verified file
+            # again through the leased descriptor; TensorRT deserializes from the mapping.
+            "ours_with_load_read_s": round(medians["ours_with_load_read"], 3),
             "round_ratios": sorted(round(r, 3) for r in per_round),
             "min_s": {name: round(min(t), 3) for name, t in times.items()},
             "engine_mapped_under_lease": all(mapped), "rounds": rounds, "statistic": "median",

@@ -29,6 +29,18 @@ def test_it_hashes_the_mapped_bytes_it_hands_on(stored):
         assert pin.unchanged()
 
 
+def test_its_path_is_the_file_it_hashed_even_after_a_rename_over_it(stored, tmp_path):
+    with pinned(stored) as pin:
+        if not pin.mapped:
+            pytest.skip("the kernel grants no read lease on this file system")
+        other = tmp_path / "other.bin"
+        other.write_bytes(os.urandom(1024))
+        os.replace(other, stored)  # a rename does not touch the file we hold
+        with open(pin.path, "rb") as f:  # and reading it leaves the lease in place
+            assert hashlib.sha256(f.read()).hexdigest() == pin.sha256
+        assert pin.unchanged()
+
+
 def test_it_reports_a_write_attempt_while_the_file_is_held(stored):
     os.chmod(stored, 0o644)
     with pinned(stored) as pin:
@@ -46,7 +58,7 @@ def test_it_reads_a_private_copy_of_a_file_open_for_writing(stored):
     writer = os.open(stored, os.O_WRONLY)
     try:
         with pinned(stored) as pin:
-            assert not pin.mapped and isinstance(pin.data, bytes)
+            assert not pin.mapped and isinstance(pin.data, bytes) and pin.path is None
             assert pin.sha256 == hashlib.sha256(pin.data).hexdigest()
             os.pwrite(writer, b"changed", 0)  # the copy is ours: the file changing does not reach it
             assert pin.sha256 == hashlib.sha256(pin.data).hexdigest() and pin.unchanged()

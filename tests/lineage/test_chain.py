@@ -115,7 +115,25 @@ def test_it_refuses_an_engine_whose_file_is_opened_for_writing_while_it_is_check
         with pytest.raises(BlockingIOError):  # a writer waits for the lease to go; this one gives up
             os.open(path, os.O_WRONLY | os.O_NONBLOCK)
     assert check.verdict == "digest_mismatch" and "opened for writing" in check.detail
-    assert check.data is None
+    assert check.data is None and check.path is None
+
+
+def test_onnx_runtime_loads_the_verified_file_itself_not_a_copy(worker, credit_onnx):
+    """ONNX Runtime's Python API takes a path or bytes: under a lease the loader hands
+    it the leased descriptor's path, so the engine is not copied into Python first."""
+    _, build, deployment = build_and_deploy(credit_onnx, "credit")
+    with check_deployment(deployment) as check:
+        if not check.mapped:
+            pytest.skip("the kernel grants no read lease on this file system")
+        assert check.path is not None
+        with open(check.path, "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == build.engine.sha256
+    service = AuditedService.open("credit")
+    assert service.loaded.runner.loaded_from == "path"
+    assert service.loaded.load.verdict == "verified"
+    _, shape = service.loaded.runner.inputs["X"]
+    outputs, meta = service.predict({"X": np.zeros((1, shape[1]), np.float32)})
+    assert meta["engine_sha256"] == build.engine.sha256 and outputs
 
 
 def test_it_refuses_another_validly_built_engine_swapped_in(worker, credit_onnx, two_input_onnx):
