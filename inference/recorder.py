@@ -170,7 +170,7 @@ _SET_IMMEDIATE: dict[str, str] = {}  # database alias -> SET CONSTRAINTS stateme
 
 
 def _check_keys_now() -> None:
-    """Check the prediction rows' foreign keys (deployment, batch) as they go in rather
+    """Check the prediction rows' foreign key (the deployment) as they go in rather
     than at commit, where Django's PostgreSQL constraints are deferred to: the commit
     happens with the head lock held, and a batch's key checks there would be time that
     every other writer waits through.  Only these constraints: an enclosing transaction

@@ -58,8 +58,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='prediction',
             name='batch',
-            field=models.ForeignKey(db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT,
-                                    related_name='predictions', to='lineage.predictionbatch'),
+            field=models.ForeignKey(db_constraint=False, db_index=False, null=True,
+                                    on_delete=django.db.models.deletion.PROTECT, related_name='predictions',
+                                    to='lineage.predictionbatch'),
         ),
         migrations.AddField(
             model_name='prediction',
@@ -74,8 +75,9 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='prediction',
             name='batch',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT,
-                                    related_name='predictions', to='lineage.predictionbatch'),
+            field=models.ForeignKey(db_constraint=False, db_index=False,
+                                    on_delete=django.db.models.deletion.PROTECT, related_name='predictions',
+                                    to='lineage.predictionbatch'),
         ),
         migrations.AlterField(
             model_name='prediction',
