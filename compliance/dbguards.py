@@ -48,6 +48,7 @@ def uninstall(schema_editor, table: str) -> None:
 
 APPEND_ONLY_TABLES: list[str] = [
     "compliance_ledgerentry", "compliance_merklenode", "compliance_checkpoint", "compliance_witnesscosignature",
+    "lineage_predictionbatch",  # where each prediction's entry is (lineage 0007)
 ]
 
 

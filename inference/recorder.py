@@ -8,10 +8,10 @@ up under the ledger head lock, so two writers replaying the same records (a rest
 recorder and a late API retry, say) never both insert them.  On PostgreSQL the rows
 go in with COPY; on SQLite with bulk_create.
 
-Order of a write: a PredictionBatch row, the batch's Prediction rows (referring to it
-by position) and their salts, and only then the ledger head lock, the entries and the
-batch's first index.  Everything before the lock runs while other writers hold it;
-only the entries (a third of the work) queue behind each other.
+Order of a write on PostgreSQL: the batch's Prediction rows (referring to a batch id
+drawn for them, by position) and their salts, and only then the ledger head lock, the
+entries and the PredictionBatch row that places them.  Everything before the lock runs
+while other writers hold it; only the entries queue behind each other.
 
 Recorders:
 - `SyncRecorder`: writes each record before the call returns (simple, slow).
@@ -151,19 +151,27 @@ def _write(batch: Prepared, actor: str, check: bool) -> WriteResult:
                                  [batch.salts[i] for i in keep], [])
                 if not batch.records:
                     return WriteResult(0, duplicates)
-        # Optimistically (not checking) this all runs before the head lock: the rows
-        # refer to their batch, whose place in the ledger is set once it is known.
-        placed = PredictionBatch.objects.create(size=len(batch.records))
+        size = len(batch.records)
         if connection.vendor == "postgresql":
+            # Optimistically (not checking) the rows go in before the head lock,
+            # referring to a batch id drawn for them; the batch row follows the entries.
+            batch_id = _next_batch_id()
             _check_keys_now()
             copy_lines(Prediction, _PREDICTION_FIELDS,
-                       (f"{row}{placed.pk}\t{pos}\n" for pos, row in enumerate(batch.rows)))
+                       (f"{row}{batch_id}\t{pos}\n" for pos, row in enumerate(batch.rows)))
             copy_lines(PredictionSalt, ("inference_id", "salt"), (s for s in batch.salts if s))
-        else:
-            _create_rows(batch.records, placed)
-        first = ledger.append_rendered("prediction.recorded", batch.records, body_renderer(actor))
-        PredictionBatch.objects.filter(pk=placed.pk).update(first_index=first)
-    return WriteResult(len(batch.records), duplicates)
+            first = ledger.append_rendered("prediction.recorded", batch.records, body_renderer(actor))
+            PredictionBatch.objects.create(id=batch_id, first_index=first, size=size)
+        else:  # SQLite runs one writer at a time anyway
+            first = ledger.append_rendered("prediction.recorded", batch.records, body_renderer(actor))
+            _create_rows(batch.records, PredictionBatch.objects.create(first_index=first, size=size))
+    return WriteResult(size, duplicates)
+
+
+def _next_batch_id() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [PredictionBatch._meta.db_table])
+        return cursor.fetchone()[0]
 
 
 _SET_IMMEDIATE: dict[str, str] = {}  # database alias -> SET CONSTRAINTS statement

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from compliance.models import AppendOnlyModel
+
 
 class ModelSource(models.Model):
     """A registered ONNX model, stored content-addressed by its sha256."""
@@ -298,15 +300,17 @@ class EngineLoad(models.Model):
         }
 
 
-class PredictionBatch(models.Model):
+class PredictionBatch(AppendOnlyModel):
     """Where one written batch of predictions sits in the ledger: its entries take the
     consecutive indexes from `first_index`, in the batch's order, so a prediction's
     entry is `first_index + batch_pos`.
 
-    The batch row is made first and the predictions are stored referring to it before
-    the ledger head is locked: the prediction rows, the heaviest part of a write, stay
-    off the path that every writer queues on.  `first_index` is set under the lock, in
-    the same transaction, so a committed batch always has it."""
+    The writer draws the batch's id first and stores the predictions referring to it
+    before the ledger head is locked: the prediction rows, the heaviest part of a
+    write, stay off the path that every writer queues on.  The batch row itself goes
+    in under the lock, once `first_index` is known, in the same transaction.  Like the
+    ledger, the table is append-only (database triggers): a row, once written, is
+    never changed.  (The benchmark's bare COPY leaves `first_index` empty.)"""
 
     first_index = models.BigIntegerField(null=True, unique=True)
     size = models.IntegerField()
@@ -346,9 +350,14 @@ class Prediction(models.Model):
                    models.Index(fields=["input_digest"], name="prediction_input_digest")]
 
     @property
-    def ledger_index(self) -> int:
-        """The index of this prediction's `prediction.recorded` entry."""
-        return self.batch.first_index + self.batch_pos
+    def ledger_index(self) -> int | None:
+        """The index of this prediction's `prediction.recorded` entry; None when its
+        batch row is missing (no writer of ours leaves a row so: trace reports it)."""
+        try:
+            first = self.batch.first_index
+        except PredictionBatch.DoesNotExist:
+            return None
+        return None if first is None else first + self.batch_pos
 
     def to_dict(self) -> dict:
         return self.ledger_payload() | {"latency_us": self.latency_us, "ledger_index": self.ledger_index}

@@ -59,8 +59,8 @@ def _ledger_check(index: int | None, expected_kind: str) -> tuple[bool, str]:
 
 def trace(inference_id: uuid.UUID) -> Trace:
     prediction = (
-        Prediction.objects.select_related("deployment__engine__build__model", "batch")
-        .filter(inference_id=inference_id).first()
+        # not joined to its batch: a row whose batch is missing must still be found
+        Prediction.objects.select_related("deployment__engine__build__model").filter(inference_id=inference_id).first()
     )
     if prediction is None:
         return Trace(str(inference_id), [Link("prediction", "Prediction", False, "missing",

@@ -4,11 +4,24 @@ it takes the ledger head lock.
 
 Existing predictions each become a batch of one whose first_index is their old
 ledger_index (batch id = ledger_index + 1), so every prediction keeps its entry; the
-reverse migration puts ledger_index back from the batches."""
+reverse migration puts ledger_index back from the batches.  The batch table is
+append-only, like the ledger."""
 
 import django.db.models.deletion
 from django.core.management.color import no_style
 from django.db import migrations, models
+
+from compliance import dbguards
+
+TABLE = "lineage_predictionbatch"
+
+
+def guard(apps, schema_editor):
+    dbguards.install(schema_editor, TABLE)
+
+
+def unguard(apps, schema_editor):
+    dbguards.uninstall(schema_editor, TABLE)
 
 
 def _tables(apps, schema_editor):
@@ -84,4 +97,5 @@ class Migration(migrations.Migration):
             name='batch_pos',
             field=models.IntegerField(),
         ),
+        migrations.RunPython(guard, unguard),  # append-only, like the ledger
     ]

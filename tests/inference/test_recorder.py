@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.conf import settings
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 from hypothesis import given
 from hypothesis import settings as settings_hypothesis
 from hypothesis import strategies as st
@@ -106,9 +106,9 @@ def test_a_record_the_database_refuses_is_a_database_error_and_stores_nothing(cr
 
 
 def test_only_the_ledger_entries_wait_for_the_head_lock(transactional_db, credit_deployment):
-    """A writer queued on the ledger head lock has already stored its batch row,
-    prediction rows and salts (its transaction holds their tables' row-exclusive locks)
-    and has not touched the ledger; once the lock is free its entries follow."""
+    """A writer queued on the ledger head lock has already stored its prediction rows
+    and salts (its transaction holds their tables' row-exclusive locks) and has not
+    touched the ledger; once the lock is free its entries and batch row follow."""
     assert on_postgres(), "the PostgreSQL write path"
     records = fake_records(credit_deployment, 50)
     holding, release, result = threading.Event(), threading.Event(), {}
@@ -156,10 +156,44 @@ def test_only_the_ledger_entries_wait_for_the_head_lock(transactional_db, credit
         release.set()
         holder.join(30)
         writer.join(30)
-    tables = {m._meta.db_table for m in (Prediction, PredictionSalt, PredictionBatch)}
-    assert tables <= written and LedgerEntry._meta.db_table not in written
+    assert {Prediction._meta.db_table, PredictionSalt._meta.db_table} <= written
+    assert not {LedgerEntry._meta.db_table, PredictionBatch._meta.db_table} & written
     assert result["written"].stored == 50
     assert_ledger_matches({r.id for r in records})
+
+
+@pytest.mark.embedded
+def test_a_written_batch_cannot_be_moved(credit_deployment):
+    """Where a prediction's entry is is as append-only as the ledger: the model layer
+    and the database's triggers refuse to change or delete a batch row."""
+    write_records(fake_records(credit_deployment, 3))
+    batch = PredictionBatch.objects.get()
+    batch.first_index += 1
+    for call in (batch.save, batch.delete, lambda: PredictionBatch.objects.update(first_index=0),
+                 lambda: PredictionBatch.objects.all().delete()):
+        with pytest.raises(PermissionError, match="append-only"):
+            call()
+    table = PredictionBatch._meta.db_table
+    for statement in (f"UPDATE {table} SET first_index = first_index + 1", f"DELETE FROM {table}"):
+        with pytest.raises(DatabaseError, match="append-only"):
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(statement)
+    assert_ledger_matches()
+
+
+@pytest.mark.embedded
+def test_trace_catches_a_prediction_row_pointed_at_another_entry(credit_deployment):
+    """The prediction table is not append-only; a row moved within its batch or to a
+    batch that does not exist resolves to an entry that is not its own, or to none."""
+    records = fake_records(credit_deployment, 3)
+    write_records(records)
+    assert trace(records[0].inference_id).ok
+    Prediction.objects.filter(inference_id=records[0].id).update(batch_pos=1)
+    link = trace(records[0].inference_id).links[0]
+    assert not link.ok and link.detail == "prediction row differs from its ledger entry"
+    Prediction.objects.filter(inference_id=records[0].id).update(batch_id=10**9)
+    link = trace(records[0].inference_id).links[0]
+    assert not link.ok and link.detail == "no ledger entry recorded"
 
 
 @pytest.mark.embedded
