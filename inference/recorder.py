@@ -68,14 +68,36 @@ class WriteResult:
 
 
 class Prepared:
-    """A batch checked and formatted by `prepare`, outside the transaction (no database
-    access): `records` unique by inference id (later repeats are in `duplicates`),
-    `rows` their Prediction COPY lines up to the ledger index, `salts` their salt lines."""
+    """A batch checked and formatted outside the transaction (no database access), by
+    `prepare` from records or by `prepare_spooled` straight from spool lines: `ids`
+    unique (later repeats are in `duplicates`); per id, `rows` its Prediction COPY line
+    up to the batch columns, `salts` its salt line, `entries` its ledger entry but for
+    the index, as (subject, time, body text after the index), so that the only
+    rendering left for the head lock is the index.  `records` are the records (None
+    when prepared from spool lines, which only the PostgreSQL path does)."""
 
-    __slots__ = ("records", "rows", "salts", "duplicates")
+    __slots__ = ("ids", "rows", "salts", "entries", "duplicates", "records")
 
-    def __init__(self, records, rows, salts, duplicates):
-        self.records, self.rows, self.salts, self.duplicates = records, rows, salts, duplicates
+    def __init__(self, ids, rows, salts, entries, duplicates, records=None):
+        self.ids, self.rows, self.salts, self.entries = ids, rows, salts, entries
+        self.duplicates, self.records = duplicates, records
+
+    def without(self, stored: set[str]) -> "Prepared":
+        keep = [i for i, inference_id in enumerate(self.ids) if inference_id not in stored]
+        return Prepared([self.ids[i] for i in keep], [self.rows[i] for i in keep], [self.salts[i] for i in keep],
+                        [self.entries[i] for i in keep], [],
+                        None if self.records is None else [self.records[i] for i in keep])
+
+
+def _entry(inference_id: str, deployment_id, engine_sha256: str, ts: str, input_digest: str,
+           output_digest: str) -> tuple[str, str, str]:
+    """A `prediction.recorded` entry as (subject, time, the body after its index);
+    see entry_renderer."""
+    subject = f"prediction:{inference_id}"
+    return subject, ts, (
+        f',"kind":"prediction.recorded","payload":{{"deployment_id":{deployment_id},'
+        f'"engine_sha256":"{engine_sha256}","inference_id":"{inference_id}","input_digest":"{input_digest}",'
+        f'"output_digest":"{output_digest}","timestamp":"{ts}"}},"subject":"{subject}","time":"{ts}"}}')
 
 
 def prepare(records: list[ProvenanceRecord]) -> Prepared:
@@ -87,17 +109,56 @@ def prepare(records: list[ProvenanceRecord]) -> Prepared:
             duplicates.append(r.id)
         else:
             unique[r.id] = r
-    rows, salts = [], []
+    rows, salts, entries = [], [], []
     for r in unique.values():
         # the pattern doubles as validation: nothing in a COPY line can be a tab,
         # newline or backslash, and the ledger body template needs nothing escaped
-        row = (f"{r.id}\t{r.deployment_id}\t{r.engine_sha256}\t{iso_from_us(r.ts_us)}\t{r.input_digest}\t"
+        ts = iso_from_us(r.ts_us)
+        row = (f"{r.id}\t{r.deployment_id}\t{r.engine_sha256}\t{ts}\t{r.input_digest}\t"
                f"{r.output_digest}\t{_NULL if r.latency_us is None else r.latency_us}\t")
         if _ROW.fullmatch(row) is None or _SALT.fullmatch(r.salt) is None:
             raise ValueError(f"malformed provenance record {r.id!r}")
         rows.append(row)
         salts.append(f"{r.id}\t{r.salt}\n" if r.salt else "")
-    return Prepared(list(unique.values()), rows, salts, duplicates)
+        entries.append(_entry(r.id, r.deployment_id, r.engine_sha256, ts, r.input_digest, r.output_digest))
+    fresh = list(unique.values())
+    return Prepared([r.id for r in fresh], rows, salts, entries, duplicates, fresh)
+
+
+# One spool line (ProvenanceRecord.encode) in the exact form prepare() would make of it:
+# numbers without leading zeros, so that the text is also their canonical JSON.
+_SPOOLED_LINE = (
+    r"1,[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12},(?:0|[1-9][0-9]{0,14}),[0-9a-f]{64},"
+    r"(?:0|[1-9][0-9]{0,15}),[0-9a-f]{64},[0-9a-f]{64},(?:0|[1-9][0-9]{0,9})?,(?:[0-9a-f]{64})?"
+)
+_SPOOLED = re.compile(f"(?:{_SPOOLED_LINE}\n)*{_SPOOLED_LINE}")
+
+
+def prepare_spooled(lines: list[bytes]) -> Prepared | None:
+    """`prepare(decoded records)` straight from spool lines, with no record objects:
+    the batch is checked by one pattern over all of it and each line split once.
+    None when any line is not in the exact form (say a repeated id or an old
+    encoding): decode and prepare() it then, which names what is wrong."""
+    if not lines:
+        return None
+    try:
+        text = b"\n".join(lines).decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if _SPOOLED.fullmatch(text) is None:
+        return None
+    ids, rows, salts, entries = [], [], [], []
+    for line in text.split("\n"):
+        _, inference_id, deployment_id, engine, ts_us, input_digest, output_digest, latency, salt = line.split(",")
+        ts = iso_from_us(int(ts_us))
+        ids.append(inference_id)
+        rows.append(f"{inference_id}\t{deployment_id}\t{engine}\t{ts}\t{input_digest}\t{output_digest}\t"
+                    f"{latency or _NULL}\t")
+        salts.append(f"{inference_id}\t{salt}\n" if salt else "")
+        entries.append(_entry(inference_id, deployment_id, engine, ts, input_digest, output_digest))
+    if len(set(ids)) != len(ids):
+        return None
+    return Prepared(ids, rows, salts, entries, [])
 
 
 def _existing_ids(ids: list[str]) -> set[str]:
@@ -126,7 +187,7 @@ def write_records(records: list[ProvenanceRecord], *, actor: str = "inference") 
 
 
 def write_prepared(batch: Prepared, *, actor: str = "inference") -> WriteResult:
-    if not batch.records:
+    if not batch.ids:
         return WriteResult(0, list(batch.duplicates))
     try:
         # Optimistic: fresh records are the rule, and the primary keys refuse a record
@@ -143,15 +204,14 @@ def _write(batch: Prepared, actor: str, check: bool) -> WriteResult:
         if check:
             # look the ids up and store the rest with no writer in between
             ledger.hold_head()
-            existing = _existing_ids([r.id for r in batch.records])
+            existing = _existing_ids(batch.ids)
             if existing:
-                keep = [i for i, r in enumerate(batch.records) if r.id not in existing]
-                duplicates.extend(r.id for r in batch.records if r.id in existing)
-                batch = Prepared([batch.records[i] for i in keep], [batch.rows[i] for i in keep],
-                                 [batch.salts[i] for i in keep], [])
-                if not batch.records:
+                duplicates.extend(i for i in batch.ids if i in existing)
+                batch = batch.without(existing)
+                if not batch.ids:
                     return WriteResult(0, duplicates)
-        size = len(batch.records)
+        size = len(batch.ids)
+        render = entry_renderer(actor)
         if connection.vendor == "postgresql":
             # Optimistically (not checking) the rows go in before the head lock,
             # referring to a batch id drawn for them; the batch row follows the entries.
@@ -160,10 +220,10 @@ def _write(batch: Prepared, actor: str, check: bool) -> WriteResult:
             copy_lines(Prediction, _PREDICTION_FIELDS,
                        (f"{row}{batch_id}\t{pos}\n" for pos, row in enumerate(batch.rows)))
             copy_lines(PredictionSalt, ("inference_id", "salt"), (s for s in batch.salts if s))
-            first = ledger.append_rendered("prediction.recorded", batch.records, body_renderer(actor))
+            first = ledger.append_rendered("prediction.recorded", batch.entries, render)
             PredictionBatch.objects.create(id=batch_id, first_index=first, size=size)
         else:  # SQLite runs one writer at a time anyway
-            first = ledger.append_rendered("prediction.recorded", batch.records, body_renderer(actor))
+            first = ledger.append_rendered("prediction.recorded", batch.entries, render)
             _create_rows(batch.records, PredictionBatch.objects.create(first_index=first, size=size))
     return WriteResult(size, duplicates)
 
@@ -196,24 +256,32 @@ def _check_keys_now() -> None:
             cursor.execute(sql)
 
 
-def body_renderer(actor: str):
-    """`render(index, record)` for ledger.append_rendered: the `prediction.recorded`
-    entry of a record as (subject, time, body), the body written straight from a
-    template.  It is the RFC 8785 form of entry_body(index, Event("prediction.recorded",
+def entry_renderer(actor: str):
+    """`render(index, entry)` for ledger.append_rendered, over the entries of a
+    Prepared batch: (subject, time, body), the body written straight from a template.
+    It is the RFC 8785 form of entry_body(index, Event("prediction.recorded",
     record.ledger_payload(), ...)) because every field it interpolates has already
-    passed prepare() (hex, UUID text, an integer below 2**53, ISO time: nothing JSON
-    escapes) and the keys are written in sorted order; tests hold the two equal."""
-    actor_json = canonical_json(actor).decode()
-    head = f'{{"actor":{actor_json},"index":'
+    passed prepare() or prepare_spooled() (hex, UUID text, an integer below 2**53
+    without leading zeros, ISO time: nothing JSON escapes) and the keys are written in
+    sorted order; tests hold the two equal."""
+    head = f'{{"actor":{canonical_json(actor).decode()},"index":'
 
-    def render(index: int, r: ProvenanceRecord) -> tuple[str, str, str]:
-        ts = iso_from_us(r.ts_us)
-        return f"prediction:{r.id}", ts, (
-            f'{head}{index},"kind":"prediction.recorded","payload":{{"deployment_id":{r.deployment_id},'
-            f'"engine_sha256":"{r.engine_sha256}","inference_id":"{r.id}","input_digest":"{r.input_digest}",'
-            f'"output_digest":"{r.output_digest}","timestamp":"{ts}"}},"subject":"prediction:{r.id}","time":"{ts}"}}')
+    def render(index: int, entry: tuple[str, str, str]) -> tuple[str, str, str]:
+        subject, when, tail = entry
+        return subject, when, f"{head}{index}{tail}"
 
     return render
+
+
+def body_renderer(actor: str):
+    """entry_renderer for a record: `render(index, record)`."""
+    render = entry_renderer(actor)
+
+    def render_record(index: int, r: ProvenanceRecord) -> tuple[str, str, str]:
+        return render(index, _entry(r.id, r.deployment_id, r.engine_sha256, iso_from_us(r.ts_us), r.input_digest,
+                                    r.output_digest))
+
+    return render_record
 
 
 def _create_rows(fresh: list[ProvenanceRecord], placed: PredictionBatch) -> None:
@@ -258,8 +326,24 @@ class DatabaseSink:
         self.actor = actor
 
     def __call__(self, records: list[ProvenanceRecord]) -> None:
+        self.write(lambda: write_records(records, actor=self.actor))
+
+    def write_spooled(self, lines: list[bytes]) -> None:
+        """Spool lines straight to the database (prepare_spooled, on PostgreSQL), or
+        through decode and write_records where a line is not in the exact form."""
+        prepared = prepare_spooled(lines) if connection.vendor == "postgresql" else None
+        if prepared is not None:
+            self.write(lambda: write_prepared(prepared, actor=self.actor))
+            return
         try:
-            write_records(records, actor=self.actor)
+            records = [ProvenanceRecord.decode(line) for line in lines]
+        except ValueError as exc:
+            raise Rejected(f"cannot decode: {exc}") from None
+        self(records)
+
+    def write(self, call) -> None:
+        try:
+            call()
         except (IntegrityError, DataError, ValueError) as exc:
             raise Rejected(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
         except DatabaseError:

@@ -2,6 +2,7 @@
 and race-free by inference id; nothing lost through a database outage or a SIGKILL."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -26,6 +27,7 @@ from inference.benchmarks.provenance import fake_records
 from inference.provenance import ProvenanceRecord, datetime_from_us, iso_from_us, uuid7_text
 from inference.recorder import BufferedRecorder, write_records
 from inference.runtime import AuditedService
+from inference.spool import Rejected
 from lineage.models import Prediction, PredictionBatch, PredictionSalt
 from lineage.trace import trace
 from tests.conftest import ROOT, on_postgres, worker_env
@@ -223,6 +225,50 @@ def test_the_rendered_prediction_body_is_the_canonical_entry_body(actor, deploym
     assert (subject, when) == (event.subject, iso_from_us(ts_us))
     assert ledger.check_row(index, "prediction.recorded", subject, body,
                             ledger.leaf_hash(body.encode()))[1] is None
+
+
+@settings_hypothesis(max_examples=200, deadline=None)
+@given(deployment_ids=st.lists(st.integers(0, 10**15 - 1), min_size=1, max_size=6),
+       ts_us=st.integers(0, 10**16 - 10), latency=st.one_of(st.none(), st.integers(0, 2**31 - 1)),
+       salted=st.booleans(), seed=st.binary(min_size=16, max_size=16))
+def test_spool_lines_prepare_exactly_as_their_records_do(deployment_ids, ts_us, latency, salted, seed):
+    """The shipper's fast path (spool lines straight to COPY lines and entries) makes
+    what decode + prepare() makes of the same lines, field for field."""
+    records = []
+    for n, deployment_id in enumerate(deployment_ids):
+        digest = hashlib.sha256(seed + bytes([n])).digest()
+        records.append(ProvenanceRecord(uuid7_text(ts_us // 1000, digest[:10]), deployment_id, digest.hex(), None,
+                                        digest[::-1].hex(), hashlib.sha256(digest).hexdigest(), latency,
+                                        digest.hex() if salted else "", ts_us=ts_us + n))
+    lines = [r.encode() for r in records]
+    fast, slow = recorder_module.prepare_spooled(lines), recorder_module.prepare(
+        [ProvenanceRecord.decode(line) for line in lines])
+    assert fast is not None
+    for name in ("ids", "rows", "salts", "entries", "duplicates"):
+        assert getattr(fast, name) == getattr(slow, name), name
+
+
+def test_spool_lines_not_in_the_exact_form_take_the_checked_path():
+    good = ProvenanceRecord(uuid7_text(1_700_000_000_000, bytes(10)), 7, "a" * 64, None, "b" * 64, "c" * 64, 40,
+                            "d" * 64, ts_us=1_700_000_000_000_000).encode()
+    assert recorder_module.prepare_spooled([good]) is not None
+    for bad in ([], [good, good],  # a repeated id: prepare() reports it as a duplicate
+                [good.replace(b",7,", b",007,")],  # decodes to 7, but "007" is not canonical JSON
+                [good.replace(b"a" * 64, b"A" * 64)], [good + b",extra"], [good.replace(b"1,", b"2,", 1)],
+                [good, good.replace(b"b" * 64, "é".encode() * 32)]):
+        assert recorder_module.prepare_spooled(bad) is None, bad
+
+
+@pytest.mark.embedded
+def test_the_sink_writes_spool_lines_and_sets_aside_what_it_cannot_decode(credit_deployment):
+    records = fake_records(credit_deployment, 4)
+    sink = recorder_module.DatabaseSink()
+    sink.write_spooled([r.encode() for r in records[:2]])  # the fast path
+    sink.write_spooled([r.encode() for r in records[1:]])  # a replay overlapping it: the checked path
+    assert Prediction.objects.count() == 4
+    with pytest.raises(Rejected, match="cannot decode"):
+        sink.write_spooled([b"1,not-a-record"])
+    assert_ledger_matches({r.id for r in records})
 
 
 @pytest.mark.embedded
