@@ -273,17 +273,6 @@ def entry_renderer(actor: str):
     return render
 
 
-def body_renderer(actor: str):
-    """entry_renderer for a record: `render(index, record)`."""
-    render = entry_renderer(actor)
-
-    def render_record(index: int, r: ProvenanceRecord) -> tuple[str, str, str]:
-        return render(index, _entry(r.id, r.deployment_id, r.engine_sha256, iso_from_us(r.ts_us), r.input_digest,
-                                    r.output_digest))
-
-    return render_record
-
-
 def _create_rows(fresh: list[ProvenanceRecord], placed: PredictionBatch) -> None:
     Prediction.objects.bulk_create([
         Prediction(inference_id=r.id, deployment_id=r.deployment_id, engine_sha256=r.engine_sha256,

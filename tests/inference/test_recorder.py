@@ -218,7 +218,8 @@ def test_a_batch_naming_an_unknown_deployment_stores_nothing(transactional_db, c
 def test_the_rendered_prediction_body_is_the_canonical_entry_body(actor, deployment_id, ts_us, index, digests, rand):
     record = ProvenanceRecord(uuid7_text(ts_us // 1000, rand), deployment_id, digests[0].hex(), None,
                               digests[1].hex(), digests[2].hex(), 17, "", ts_us=ts_us)
-    subject, when, body = recorder_module.body_renderer(actor)(index, record)
+    entry = recorder_module.prepare([record]).entries[0]
+    subject, when, body = recorder_module.entry_renderer(actor)(index, entry)
     event = ledger.Event("prediction.recorded", record.ledger_payload(), subject=f"prediction:{record.id}",
                          actor=actor)
     assert body.encode() == ledger.entry_body(index, event, datetime_from_us(ts_us))
