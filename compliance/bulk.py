@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
+from itertools import islice
 
 from django.db import connection
 
@@ -25,15 +26,10 @@ def copy_lines(model, fields: Sequence[str], lines: Iterable[str], *, chunk: int
     """PostgreSQL only: COPY lines of COPY text format (fields escaped by the caller,
     each line ending in a newline), written `chunk` lines at a time as the iterable
     yields them, so the server stores one chunk while the next is generated."""
+    lines = iter(lines)
     with _copy(model, fields) as copy:
-        buffer: list[str] = []
-        for line in lines:
-            buffer.append(line)
-            if len(buffer) == chunk:
-                copy.write("".join(buffer))
-                buffer = []
-        if buffer:
-            copy.write("".join(buffer))
+        while part := list(islice(lines, chunk)):
+            copy.write("".join(part))
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol, Union, runtime_checkable
 
 HASH_SIZE = 32
+_sha256 = hashlib.sha256
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 MAX_SIZE = 2**64 - 1
 
@@ -311,7 +312,9 @@ class BatchNodes:
         level, index = 0, self.size
         if index >= self.end:
             raise ValueError("more leaves than the batch was opened for")
-        h = _check_hash(leaf_hash, f"leaf hash {index - self.start}")
+        # once per leaf of every append: check a plain digest without making the message
+        h = leaf_hash if type(leaf_hash) is bytes and len(leaf_hash) == HASH_SIZE else _check_hash(
+            leaf_hash, f"leaf hash {index - self.start}")
         rows, pending = self.rows, self._pending
         rows.append((level, index, h))
         while index & 1:
@@ -322,7 +325,7 @@ class BatchNodes:
                 left = self._old(level, index - 1)
             else:
                 raise MissingNodeError((level, index - 1))
-            h = node_hash(left, h)
+            h = _sha256(b"\x01" + left + h).digest()  # node_hash; both are 32-byte bytes here
             level, index = level + 1, index >> 1
             rows.append((level, index, h))
         pending[level] = (index, h)
