@@ -11,7 +11,6 @@ makes a swapped or re-ordered row detectable from the row alone.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import uuid
@@ -74,7 +73,7 @@ ENTRY_FIELDS = ("index", "kind", "subject", "body", "leaf_hash", "created_at")
 
 
 def leaf_hash(body: bytes) -> str:
-    return hashlib.sha256(b"\x00" + body).hexdigest()
+    return merkle.leaf_hash(body).hex()
 
 
 def _now() -> datetime:
@@ -172,10 +171,10 @@ def _rendered_lines(kind: str, start: int, items: Sequence, render, add_leaf: Ca
     """COPY text lines of the rendered entries; each leaf goes to `add_leaf` (the Merkle
     nodes) as it is made, while the server stores the chunk before."""
     kind_text = kind.translate(_COPY_ESCAPES)
-    sha256 = hashlib.sha256
+    leaf_hash = merkle.leaf_hash
     for offset, item in enumerate(items, start):
         subject, when, body = render(offset, item)
-        digest = sha256(b"\x00" + body.encode()).digest()  # merkle.leaf_hash, inlined: once per entry
+        digest = leaf_hash(body.encode())
         add_leaf(digest)
         subject = subject[:128]
         if not (_copy_safe(subject) and _copy_safe(body)):
@@ -277,7 +276,7 @@ def check_row(index: int, kind: str, subject: str, body_text: str, leaf_hash_hex
 
     Used by verify_ledger on raw column values, so that a million rows can be checked
     without building model instances."""
-    leaf = hashlib.sha256(b"\x00" + body_text.encode()).digest()
+    leaf = merkle.leaf_hash(body_text.encode())
     if leaf.hex() != leaf_hash_hex:
         return leaf, "leaf hash does not match the stored body"
     decoder = _STRICT_DECODER if _LONG_DIGITS.search(body_text) else _PLAIN_DECODER

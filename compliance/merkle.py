@@ -75,13 +75,14 @@ class DictNodeReader:
 
 
 def leaf_hash(data: bytes) -> bytes:
-    """SHA-256(0x00 || data)."""
-    return hashlib.sha256(b"\x00" + bytes(data)).digest()
+    """SHA-256(0x00 || data); `data` any bytes-like (bytes concatenation takes buffers,
+    so nothing is copied beforehand: this runs once per appended entry)."""
+    return _sha256(b"\x00" + data).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     """SHA-256(0x01 || left || right)."""
-    return hashlib.sha256(b"\x01" + bytes(left) + bytes(right)).digest()
+    return _sha256(b"\x01" + left + right).digest()
 
 
 def _check_hash(h: object, what: str) -> bytes:
@@ -325,7 +326,7 @@ class BatchNodes:
                 left = self._old(level, index - 1)
             else:
                 raise MissingNodeError((level, index - 1))
-            h = _sha256(b"\x01" + left + h).digest()  # node_hash; both are 32-byte bytes here
+            h = node_hash(left, h)
             level, index = level + 1, index >> 1
             rows.append((level, index, h))
         pending[level] = (index, h)

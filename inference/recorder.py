@@ -89,15 +89,19 @@ class Prepared:
                         None if self.records is None else [self.records[i] for i in keep])
 
 
-def _entry(inference_id: str, deployment_id, engine_sha256: str, ts: str, input_digest: str,
-           output_digest: str) -> tuple[str, str, str]:
-    """A `prediction.recorded` entry as (subject, time, the body after its index);
-    see entry_renderer."""
+def _formatted(inference_id: str, deployment_id, engine_sha256: str, ts: str, input_digest: str,
+               output_digest: str, latency: str, salt: str) -> tuple[str, str, tuple[str, str, str]]:
+    """One prediction's Prediction COPY line (up to the batch columns), salt COPY line
+    ("" without a salt) and `prediction.recorded` entry as (subject, time, the body
+    after its index; see entry_renderer), for prepare() and prepare_spooled() alike."""
     subject = f"prediction:{inference_id}"
-    return subject, ts, (
-        f',"kind":"prediction.recorded","payload":{{"deployment_id":{deployment_id},'
-        f'"engine_sha256":"{engine_sha256}","inference_id":"{inference_id}","input_digest":"{input_digest}",'
-        f'"output_digest":"{output_digest}","timestamp":"{ts}"}},"subject":"{subject}","time":"{ts}"}}')
+    return (
+        f"{inference_id}\t{deployment_id}\t{engine_sha256}\t{ts}\t{input_digest}\t{output_digest}\t{latency}\t",
+        f"{inference_id}\t{salt}\n" if salt else "",
+        (subject, ts,
+         f',"kind":"prediction.recorded","payload":{{"deployment_id":{deployment_id},'
+         f'"engine_sha256":"{engine_sha256}","inference_id":"{inference_id}","input_digest":"{input_digest}",'
+         f'"output_digest":"{output_digest}","timestamp":"{ts}"}},"subject":"{subject}","time":"{ts}"}}'))
 
 
 def prepare(records: list[ProvenanceRecord]) -> Prepared:
@@ -113,14 +117,13 @@ def prepare(records: list[ProvenanceRecord]) -> Prepared:
     for r in unique.values():
         # the pattern doubles as validation: nothing in a COPY line can be a tab,
         # newline or backslash, and the ledger body template needs nothing escaped
-        ts = iso_from_us(r.ts_us)
-        row = (f"{r.id}\t{r.deployment_id}\t{r.engine_sha256}\t{ts}\t{r.input_digest}\t"
-               f"{r.output_digest}\t{_NULL if r.latency_us is None else r.latency_us}\t")
+        row, salt, entry = _formatted(r.id, r.deployment_id, r.engine_sha256, iso_from_us(r.ts_us), r.input_digest,
+                                      r.output_digest, _NULL if r.latency_us is None else str(r.latency_us), r.salt)
         if _ROW.fullmatch(row) is None or _SALT.fullmatch(r.salt) is None:
             raise ValueError(f"malformed provenance record {r.id!r}")
         rows.append(row)
-        salts.append(f"{r.id}\t{r.salt}\n" if r.salt else "")
-        entries.append(_entry(r.id, r.deployment_id, r.engine_sha256, ts, r.input_digest, r.output_digest))
+        salts.append(salt)
+        entries.append(entry)
     fresh = list(unique.values())
     return Prepared([r.id for r in fresh], rows, salts, entries, duplicates, fresh)
 
@@ -150,12 +153,12 @@ def prepare_spooled(lines: list[bytes]) -> Prepared | None:
     ids, rows, salts, entries = [], [], [], []
     for line in text.split("\n"):
         _, inference_id, deployment_id, engine, ts_us, input_digest, output_digest, latency, salt = line.split(",")
-        ts = iso_from_us(int(ts_us))
+        row, salt_line, entry = _formatted(inference_id, deployment_id, engine, iso_from_us(int(ts_us)),
+                                           input_digest, output_digest, latency or _NULL, salt)
         ids.append(inference_id)
-        rows.append(f"{inference_id}\t{deployment_id}\t{engine}\t{ts}\t{input_digest}\t{output_digest}\t"
-                    f"{latency or _NULL}\t")
-        salts.append(f"{inference_id}\t{salt}\n" if salt else "")
-        entries.append(_entry(inference_id, deployment_id, engine, ts, input_digest, output_digest))
+        rows.append(row)
+        salts.append(salt_line)
+        entries.append(entry)
     if len(set(ids)) != len(ids):
         return None
     return Prepared(ids, rows, salts, entries, [])

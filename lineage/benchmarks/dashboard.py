@@ -15,7 +15,6 @@ the next run, which then measures the full size only.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -91,7 +90,7 @@ def _seed_real(home: str):
 def _bulk_predictions(deployments, count: int, chunk: int = 50_000) -> None:
     """COPY `count` predictions spread over the last 7 days and their ledger leaves,
     in chunks so that memory stays flat."""
-    from compliance import ledger
+    from compliance import ledger, merkle
     from compliance.canonical import canonical_json
     from compliance.ids import uuid7
     from compliance.models import LedgerHead
@@ -132,7 +131,7 @@ def _bulk_predictions(deployments, count: int, chunk: int = 50_000) -> None:
                               sort_keys=True, separators=(",", ":"))
             if i < 3:  # this fast encoding is RFC 8785 for these ASCII/integer bodies
                 assert body.encode() == canonical_json(json.loads(body))
-            leaf = hashlib.sha256(b"\x00" + body.encode()).hexdigest()
+            leaf = merkle.leaf_hash(body.encode()).hex()
             pred_buf.write(f"{iid}\t{d.id}\t{d.engine_sha256}\t{stamp}\t{input_digest}\t{output_digest}\t"
                            f"{rng.randrange(200, 900)}\t{placed.pk}\t{i - first}\n")
             entry_buf.write(f"{index}\tprediction.recorded\tprediction:{iid}\t{body}\t{leaf}\t{stamp}\n")
