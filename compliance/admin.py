@@ -3,7 +3,14 @@ and cosignatures are append-only, and keys change only through `manage.py keys`
 (which writes the ledger entries a change needs)."""
 from django.contrib import admin
 
-from .models import Checkpoint, LedgerEntry, MerkleNode, SigningKey, VerificationRun, WitnessCosignature
+from compliance.models import (
+    Checkpoint,
+    LedgerEntry,
+    MerkleNode,
+    SigningKey,
+    VerificationRun,
+    WitnessCosignature,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

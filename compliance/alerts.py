@@ -8,8 +8,8 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from . import ledger
-from .models import Alert
+from compliance import ledger
+from compliance.models import Alert
 
 log = logging.getLogger("traceledger.alerts")
 
@@ -28,7 +28,7 @@ def raise_alert(kind: str, message: str, *, severity: str = "warning", subject: 
         )
         Alert.objects.filter(pk=alert.pk).update(ledger_index=entry.index)
         alert.ledger_index = entry.index
-        from .notify import queue_notifications
+        from compliance.notify import queue_notifications
 
         queue_notifications(alert)
     log.warning("alert %s [%s] %s", kind, severity, message)

@@ -9,8 +9,8 @@ from rest_framework.views import APIView
 from compliance.api import ApiError
 from compliance.ids import parse_inference_id
 
-from . import proofs
-from .models import VerificationRun
+from compliance import proofs
+from compliance.models import VerificationRun
 
 
 def _int_param(request, name: str, required: bool = True) -> int | None:

@@ -6,4 +6,4 @@ class ComplianceConfig(AppConfig):
     verbose_name = "Compliance"
 
     def ready(self) -> None:
-        from . import celery  # noqa: F401  (binds shared tasks to our app)
+        from compliance import celery  # noqa: F401  (binds shared tasks to our app)

@@ -14,8 +14,8 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from . import ledger
-from .models import Case, CaseNote
+from compliance import ledger
+from compliance.models import Case, CaseNote
 
 MAX_TEXT = 5000
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from . import keys, ledger, notes, tree
-from .models import Checkpoint, LedgerEntry, LedgerHead, SigningKey
+from compliance import keys, ledger, notes, tree
+from compliance.models import Checkpoint, LedgerEntry, LedgerHead, SigningKey
 
 
 def origin() -> str:

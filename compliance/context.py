@@ -2,7 +2,16 @@
 pages show only the actions the user may take (the views enforce them again)."""
 from __future__ import annotations
 
-from .roles import ADMIN, AUDITOR, DECIDE_ROLES, ENGINEER, READ_ROLES, WRITE_ROLES, has_role, roles_of
+from compliance.roles import (
+    ADMIN,
+    AUDITOR,
+    DECIDE_ROLES,
+    ENGINEER,
+    READ_ROLES,
+    WRITE_ROLES,
+    has_role,
+    roles_of,
+)
 
 
 def dashboard(request) -> dict:

@@ -26,9 +26,9 @@ from django.utils import timezone
 
 from lineage.models import Deployment, Prediction, PredictionSalt
 
-from . import checkpoints, merkle, notes, tree
-from .models import Alert, Case, Checkpoint, LedgerEntry, SigningKey
-from .verify_bundle import FORMAT, encode_bundle
+from compliance import checkpoints, merkle, notes, tree
+from compliance.models import Alert, Case, Checkpoint, LedgerEntry, SigningKey
+from compliance.verify_bundle import FORMAT, encode_bundle
 
 MAX_ALERTS = 200
 ALERT_WINDOW = timedelta(days=7)

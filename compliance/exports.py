@@ -15,9 +15,9 @@ from pathlib import Path
 
 from django.db import transaction
 
-from . import ledger
-from .evidence import Evidence, Scope, collect, disclosed_input
-from .reports import build_context, render_pdf
+from compliance import ledger
+from compliance.evidence import Evidence, Scope, collect, disclosed_input
+from compliance.reports import build_context, render_pdf
 
 
 @dataclass

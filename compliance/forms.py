@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.core.validators import validate_email
 
-from .models import Alert, Case, NotificationRule
+from compliance.models import Alert, Case, NotificationRule
 
 
 class AcknowledgeForm(forms.Form):

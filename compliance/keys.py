@@ -141,8 +141,8 @@ def clear_cache() -> None:
 
 
 def register_public_key(signer: Signer):
-    from . import ledger
-    from .models import SigningKey
+    from compliance import ledger
+    from compliance.models import SigningKey
 
     existing = SigningKey.objects.filter(key_id=signer.key_id).first()
     if existing:
@@ -172,7 +172,7 @@ def _now() -> datetime:
 
 def find_key(ref: str):
     """A registered key by its id or an unambiguous prefix of it (at least 8 hex digits)."""
-    from .models import SigningKey
+    from compliance.models import SigningKey
 
     ref = (ref or "").strip().lower()
     if len(ref) < 8 or any(c not in "0123456789abcdef" for c in ref):
@@ -192,8 +192,8 @@ def rotate(purpose: str, *, actor: str = "system"):
     `retired_at` set, so its past signatures verify.  Returns (new key, old key or None).
     A ledger rotation holds the ledger head lock, so no checkpoint is signed halfway.
     """
-    from . import ledger
-    from .models import LedgerHead, SigningKey
+    from compliance import ledger
+    from compliance.models import LedgerHead, SigningKey
 
     path = key_path(purpose)
     with transaction.atomic():
@@ -229,7 +229,7 @@ def revoke(ref: str, *, reason: str, actor: str = "system"):
     """Mark a key compromised from now on: what it signed at or after this moment no
     longer verifies.  A current key is rotated first, so signing goes on with a new one.
     Returns (revoked key, replacement key or None)."""
-    from . import ledger
+    from compliance import ledger
 
     reason = (reason or "").strip()
     if not reason:
@@ -259,7 +259,7 @@ def revoke(ref: str, *, reason: str, actor: str = "system"):
 
 
 def list_keys() -> list[dict]:
-    from .models import SigningKey
+    from compliance.models import SigningKey
 
     current = {p: current_key_id(p) for p in PURPOSES}
     return [k.to_dict() | {"current": current.get(k.purpose) == k.key_id}

@@ -21,10 +21,10 @@ from datetime import datetime, timezone
 from django.db import connection, transaction
 from django.db.models import F, Q
 
-from . import merkle, tree
-from .bulk import copy_lines, insert_rows
-from .canonical import canonical_json
-from .models import LedgerEntry, LedgerHead
+from compliance import merkle, tree
+from compliance.bulk import copy_lines, insert_rows
+from compliance.canonical import canonical_json
+from compliance.models import LedgerEntry, LedgerHead
 
 KINDS = {
     "model.registered",

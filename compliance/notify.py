@@ -24,9 +24,9 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 
-from . import keys
-from .canonical import canonical_json
-from .models import Alert, NotificationDelivery, NotificationRule
+from compliance import keys
+from compliance.canonical import canonical_json
+from compliance.models import Alert, NotificationDelivery, NotificationRule
 
 log = logging.getLogger("traceledger.notify")
 KEY_PURPOSE = "webhook"
@@ -42,7 +42,7 @@ def queue_notifications(alert: Alert) -> None:
     alert_id = alert.pk
 
     def send():
-        from .tasks import send_alert_notifications
+        from compliance.tasks import send_alert_notifications
 
         send_alert_notifications.apply_async(args=[alert_id], queue="default")
 
@@ -131,7 +131,7 @@ def deliver(alert_id: int) -> list[NotificationDelivery]:
 def do_save_rule(rule: NotificationRule, *, acting_user: str) -> NotificationRule:
     """Create or change a rule; the change is a ledger entry (who routes alerts where
     is part of the control environment an auditor checks)."""
-    from . import ledger
+    from compliance import ledger
 
     created = rule.pk is None
     with transaction.atomic():
@@ -145,7 +145,7 @@ def do_save_rule(rule: NotificationRule, *, acting_user: str) -> NotificationRul
 
 
 def do_delete_rule(rule: NotificationRule, *, acting_user: str) -> None:
-    from . import ledger
+    from compliance import ledger
 
     with transaction.atomic():
         ledger.append("notification_rule.changed", {"action": "deleted", "id": rule.pk, "name": rule.name},

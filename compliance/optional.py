@@ -9,9 +9,9 @@ import importlib
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from . import checkpoints as ckpt
-from . import ledger, merkle, tree
-from .models import Checkpoint, LedgerEntry
+from compliance import checkpoints as ckpt
+from compliance import ledger, merkle, tree
+from compliance.models import Checkpoint, LedgerEntry
 
 
 def optional_function(module: str, name: str):

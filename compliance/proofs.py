@@ -10,8 +10,8 @@ import uuid
 
 from django.conf import settings
 
-from . import checkpoints, ledger, notes, tree
-from .models import Checkpoint, LedgerEntry, SigningKey
+from compliance import checkpoints, ledger, notes, tree
+from compliance.models import Checkpoint, LedgerEntry, SigningKey
 
 
 class ProofError(LookupError):

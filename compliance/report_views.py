@@ -13,12 +13,12 @@ from django.views.decorators.http import require_http_methods
 
 from lineage.models import Deployment, Prediction
 
-from . import notes
-from .evidence import ExportError, Scope
-from .exports import do_export_report, load_npz
-from .ids import parse_inference_id
-from .models import Checkpoint, SigningKey
-from .roles import READ_ROLES, actor_name, role_required
+from compliance import notes
+from compliance.evidence import ExportError, Scope
+from compliance.exports import do_export_report, load_npz
+from compliance.ids import parse_inference_id
+from compliance.models import Checkpoint, SigningKey
+from compliance.roles import READ_ROLES, actor_name, role_required
 
 FORMATS = [("pdf", "PDF report"), ("bundle", "Evidence bundle (JSON)")]
 

@@ -24,9 +24,9 @@ from inference.loader import verify_manifest
 from lineage.models import Deployment, EngineLoad, Prediction, PredictionSalt
 from lineage.trace import trace
 
-from . import notes, retention, svgcharts, verify_bundle
-from .evidence import Evidence
-from .store import default_store
+from compliance import notes, retention, svgcharts, verify_bundle
+from compliance.evidence import Evidence
+from compliance.store import default_store
 
 
 MAX_LISTED_PREDICTIONS = 25

@@ -14,16 +14,16 @@ from rest_framework.views import APIView
 
 from lineage.models import Prediction
 
-from . import cases, ledger
-from .alerts import AlertError, do_acknowledge_alert
-from .api import ApiError
-from .forms import NotificationRuleForm
-from .models import Alert, Case, LedgerEntry, NotificationRule, SigningKey
-from .notify import do_delete_rule, do_save_rule
-from .optional import checkpoints
-from .paging import page_for_api
-from .roles import ADMIN, CASE_ROLES, DECIDE_ROLES, READ_ROLES, actor_name
-from .verification import last_verification, run_verification
+from compliance import cases, ledger
+from compliance.alerts import AlertError, do_acknowledge_alert
+from compliance.api import ApiError
+from compliance.forms import NotificationRuleForm
+from compliance.models import Alert, Case, LedgerEntry, NotificationRule, SigningKey
+from compliance.notify import do_delete_rule, do_save_rule
+from compliance.optional import checkpoints
+from compliance.paging import page_for_api
+from compliance.roles import ADMIN, CASE_ROLES, DECIDE_ROLES, READ_ROLES, actor_name
+from compliance.verification import last_verification, run_verification
 
 PAGING = {"cursor": "next_cursor of the previous page", "limit": "page size (1-500, default 50)"}
 
@@ -45,7 +45,7 @@ class AlertList(APIView):
 
     def get(self, request):
         """Alerts, newest first, filtered."""
-        from .views import filter_alerts
+        from compliance.views import filter_alerts
 
         return Response(page_for_api(filter_alerts(request.query_params), request))
 
@@ -125,7 +125,7 @@ class CaseList(APIView):
 
     def post(self, request):
         """Open a case on a prediction: {"inference_id", "kind", "summary", "legal_hold"}."""
-        from .ids import parse_inference_id
+        from compliance.ids import parse_inference_id
 
         data = _body(request)
         try:

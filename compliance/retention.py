@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from lineage.models import Prediction, PredictionSalt
 
-from . import ledger
-from .models import Case
+from compliance import ledger
+from compliance.models import Case
 
 MINIMUM_DAYS = 183  # six months
 

@@ -7,7 +7,7 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .settings import *  # noqa: F403
+from compliance.settings import *  # noqa: F403
 
 DEBUG = False
 for _name in ("SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS"):

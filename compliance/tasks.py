@@ -8,27 +8,27 @@ from celery import shared_task
 
 @shared_task(name="compliance.tasks.make_checkpoint", ignore_result=True, acks_late=True)
 def make_checkpoint() -> int:
-    from .checkpoints import make_checkpoint as make
+    from compliance.checkpoints import make_checkpoint as make
 
     return make().id
 
 
 @shared_task(name="compliance.tasks.verify_ledger", ignore_result=True, acks_late=True)
 def verify_ledger(since_last: bool = True) -> bool:
-    from .verify import verify_ledger as verify
+    from compliance.verify import verify_ledger as verify
 
     return verify(since_last=since_last, alert=True).ok
 
 
 @shared_task(name="compliance.tasks.send_alert_notifications", acks_late=True, ignore_result=True)
 def send_alert_notifications(alert_id: int) -> None:
-    from .notify import deliver
+    from compliance.notify import deliver
 
     deliver(alert_id)
 
 
 @shared_task(name="compliance.tasks.verify_ledger_now", acks_late=True, ignore_result=True)
 def verify_ledger_now(actor: str) -> None:
-    from .verification import run_verification
+    from compliance.verification import run_verification
 
     run_verification(actor=actor)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from . import merkle
-from .bulk import insert_rows
-from .models import LedgerEntry, MerkleNode
+from compliance import merkle
+from compliance.bulk import insert_rows
+from compliance.models import LedgerEntry, MerkleNode
 
 STORED_FROM_LEVEL = 4
 

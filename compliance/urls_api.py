@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api_ledger
+from compliance import api_ledger
 
 urlpatterns = [
     path("api/v1/ledger/checkpoint/", api_ledger.LatestCheckpoint.as_view(), name="api-ledger-checkpoint"),

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from . import ledger
-from .models import LedgerEntry
-from .verify import verify_ledger
+from compliance import ledger
+from compliance.models import LedgerEntry
+from compliance.verify import verify_ledger
 
 
 @dataclass

@@ -28,9 +28,9 @@ from datetime import datetime, timezone
 
 from django.db.models import Max, Min, Q
 
-from . import ledger, merkle, notes, tree
-from .checkpoints import CheckpointInvalid, Keyring
-from .models import Checkpoint, LedgerEntry, MerkleNode, VerificationRun, WitnessCosignature
+from compliance import ledger, merkle, notes, tree
+from compliance.checkpoints import CheckpointInvalid, Keyring
+from compliance.models import Checkpoint, LedgerEntry, MerkleNode, VerificationRun, WitnessCosignature
 
 log = logging.getLogger("traceledger.verify")
 
@@ -330,8 +330,8 @@ def verify_ledger(since_last: bool = False, *, alert: bool = False, chunk: int =
 
 
 def _alert(result: Result) -> None:
-    from .alerts import raise_alert
-    from .models import Alert
+    from compliance.alerts import raise_alert
+    from compliance.models import Alert
 
     message = f"ledger verification failed at entry #{result.first_bad_index}: {result.message}"
     details = {"first_bad_index": result.first_bad_index, "message": result.message, "run_id": result.run_id,

@@ -21,9 +21,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 from lineage import charts, stats
 from lineage.models import Prediction
 
-from . import cases, ledger, metrics
-from .alerts import AlertError, do_acknowledge_alert
-from .forms import (
+from compliance import cases, ledger, metrics
+from compliance.alerts import AlertError, do_acknowledge_alert
+from compliance.forms import (
     SEVERITY_CHOICES,
     AcknowledgeForm,
     CaseNoteForm,
@@ -32,12 +32,21 @@ from .forms import (
     NotificationRuleForm,
     OpenCaseForm,
 )
-from .models import Alert, Case, LedgerEntry, NotificationDelivery, NotificationRule
-from .notify import KEY_PURPOSE, do_delete_rule, do_save_rule
-from .optional import checkpoints
-from .paging import page_for_view
-from .roles import ADMIN, CASE_ROLES, DECIDE_ROLES, READ_ROLES, WRITE_ROLES, actor_name, has_role, role_required
-from .verification import last_verification
+from compliance.models import Alert, Case, LedgerEntry, NotificationDelivery, NotificationRule
+from compliance.notify import KEY_PURPOSE, do_delete_rule, do_save_rule
+from compliance.optional import checkpoints
+from compliance.paging import page_for_view
+from compliance.roles import (
+    ADMIN,
+    CASE_ROLES,
+    DECIDE_ROLES,
+    READ_ROLES,
+    WRITE_ROLES,
+    actor_name,
+    has_role,
+    role_required,
+)
+from compliance.verification import last_verification
 
 
 def filter_alerts(params, query=None):
@@ -112,8 +121,8 @@ def ledger_entry(request, index):
 @require_POST
 def ledger_verify(request):
     """Open to auditors: verification only reads the ledger (and records its result)."""
-    from .celery import app
-    from .tasks import verify_ledger_now
+    from compliance.celery import app
+    from compliance.tasks import verify_ledger_now
 
     verify_ledger_now.apply_async(args=[actor_name(request.user)], queue="default")
     result = last_verification()
@@ -211,7 +220,7 @@ def case_close(request, pk):
 
 @role_required(ADMIN)
 def rule_list(request):
-    from . import keys
+    from compliance import keys
 
     try:
         signer = keys.get_signer(KEY_PURPOSE)

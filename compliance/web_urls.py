@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import rest, views
+from compliance import rest, views
 
 urlpatterns = [
     path("alerts/", views.alert_list, name="alert-list"),

@@ -22,9 +22,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from . import checkpoints, keys, ledger, merkle, notes, tree
-from .alerts import raise_alert
-from .models import Checkpoint, WitnessCosignature
+from compliance import checkpoints, keys, ledger, merkle, notes, tree
+from compliance.alerts import raise_alert
+from compliance.models import Checkpoint, WitnessCosignature
 
 
 class WitnessRefused(RuntimeError):

@@ -19,8 +19,8 @@ from rest_framework.views import APIView
 from compliance.api import ApiError
 from compliance.roles import SERVICE
 
-from . import ingest
-from .recorder import write_records
+from inference import ingest
+from inference.recorder import write_records
 
 
 class IngestPredictions(APIView):

@@ -51,11 +51,11 @@ from compliance.store import default_store
 from lineage.actions import host_name
 from lineage.models import Build, Engine
 
-from . import parity
-from .backends import BackendUnavailable, BuildError, BuildSpec, get_backend
-from .backends.tensorrt_input import prepare_input
-from .reaper import Heartbeat, remove_scratch, scratch_root
-from .specs import profiles_from_json
+from inference import parity
+from inference.backends import BackendUnavailable, BuildError, BuildSpec, get_backend
+from inference.backends.tensorrt_input import prepare_input
+from inference.reaper import Heartbeat, remove_scratch, scratch_root
+from inference.specs import profiles_from_json
 
 log = logging.getLogger("traceledger.build")
 ACTIVE = Build.ACTIVE

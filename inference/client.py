@@ -32,9 +32,9 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from .provenance import ProvenanceRecord
-from .spool import Rejected
-from .spooling import SpoolingRecorder
+from inference.provenance import ProvenanceRecord
+from inference.spool import Rejected
+from inference.spooling import SpoolingRecorder
 
 PREDICTION, LOAD = b"P", b"L"
 

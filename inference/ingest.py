@@ -17,8 +17,8 @@ from django.db import IntegrityError, transaction
 
 from lineage.models import Deployment, EngineLoad
 
-from .loader import record_load
-from .provenance import ProvenanceRecord, is_hex64, us_from_datetime
+from inference.loader import record_load
+from inference.provenance import ProvenanceRecord, is_hex64, us_from_datetime
 
 RECORD_FIELDS = ("inference_id", "deployment_id", "engine_sha256", "timestamp", "input_digest", "output_digest",
                  "latency_us", "salt")

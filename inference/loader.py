@@ -27,8 +27,8 @@ from compliance.store import Pinned, default_store
 from lineage.actions import host_name, live_deployment
 from lineage.models import Deployment, Engine, EngineLoad
 
-from .backends import get_backend
-from .backends.base import Runner
+from inference.backends import get_backend
+from inference.backends.base import Runner
 
 
 class EngineRefused(RuntimeError):

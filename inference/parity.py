@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from . import digests
+from inference import digests
 
 
 def number(value: float) -> str:

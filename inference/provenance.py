@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from .digests import SALT_BYTES, update_with_tensors
+from inference.digests import SALT_BYTES, update_with_tensors
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _HEX = frozenset("0123456789abcdef")

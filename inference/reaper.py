@@ -76,7 +76,7 @@ def reap_builds(now: datetime | None = None) -> list[int]:
     timeout = now - timedelta(seconds=settings.TRACELEDGER_BUILD_TIMEOUT_S)
     candidates = Build.objects.filter(status__in=ACTIVE).filter(
         Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale) | Q(started_at__lt=timeout))
-    from .builder import fail_build, iso
+    from inference.builder import fail_build, iso
 
     reaped = []
     for build in candidates:

@@ -38,10 +38,10 @@ from compliance.bulk import copy_lines
 from compliance.canonical import canonical_json
 from lineage.models import Prediction, PredictionBatch, PredictionSalt
 
-from .provenance import ProvenanceRecord, datetime_from_us, iso_from_us
-from .shipper import ProcessSink
-from .spool import Rejected
-from .spooling import SpoolingRecorder, live_recorders
+from inference.provenance import ProvenanceRecord, datetime_from_us, iso_from_us
+from inference.shipper import ProcessSink
+from inference.spool import Rejected
+from inference.spooling import SpoolingRecorder, live_recorders
 
 log = logging.getLogger("traceledger.recorder")
 

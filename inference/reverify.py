@@ -20,7 +20,7 @@ from compliance.alerts import raise_alert
 from compliance.store import default_store, hash_file
 from lineage.models import Engine, EngineLoad
 
-from .loader import verify_manifest
+from inference.loader import verify_manifest
 
 
 @dataclass

@@ -18,10 +18,10 @@ import time
 
 import numpy as np
 
-from . import onnx_model
-from .loader import LoadedEngine, load_verified
-from .provenance import Stamper
-from .recorder import SyncRecorder
+from inference import onnx_model
+from inference.loader import LoadedEngine, load_verified
+from inference.provenance import Stamper
+from inference.recorder import SyncRecorder
 
 
 class AuditedService:

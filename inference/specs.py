@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import re
 
-from .backends import (
-    BACKENDS,
-    SUPPORTED_PRECISIONS,
-    BackendUnavailable,
-    check_available,
-)
-from .backends.base import PRECISIONS, Profile
-from .backends.tensorrt_plan import KNOWN_OPTIONS as TRT_OPTIONS
-from .backends.tensorrt_plan import REFIT_OPTIONS as TRT_REFIT_OPTIONS
+from inference.backends import BACKENDS, SUPPORTED_PRECISIONS, BackendUnavailable, check_available
+from inference.backends.base import PRECISIONS, Profile
+from inference.backends.tensorrt_plan import KNOWN_OPTIONS as TRT_OPTIONS
+from inference.backends.tensorrt_plan import REFIT_OPTIONS as TRT_REFIT_OPTIONS
 
 _SHAPE_RE = re.compile(r"^\d+(x\d+)*$")
 

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from .spool import Rejected, Spool
+from inference.spool import Rejected, Spool
 
 log = logging.getLogger("traceledger.spool")
 

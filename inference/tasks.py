@@ -9,20 +9,20 @@ from celery import shared_task
 @shared_task(name="inference.tasks.build_engine", acks_late=True, reject_on_worker_lost=True,
              ignore_result=True)
 def build_engine(build_id: int) -> None:
-    from .builder import run_build
+    from inference.builder import run_build
 
     run_build(build_id)
 
 
 @shared_task(name="inference.tasks.reap_builds", ignore_result=True)
 def reap_builds() -> list[int]:
-    from .reaper import reap_builds as reap
+    from inference.reaper import reap_builds as reap
 
     return reap()
 
 
 @shared_task(name="inference.tasks.reverify_engines", ignore_result=True)
 def reverify_engines() -> dict:
-    from .reverify import reverify_engines as reverify
+    from inference.reverify import reverify_engines as reverify
 
     return reverify().to_dict()

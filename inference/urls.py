@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api
+from inference import api
 
 urlpatterns = [
     path("api/v1/ingest/predictions/", api.IngestPredictions.as_view()),

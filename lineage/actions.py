@@ -13,7 +13,7 @@ from compliance import ledger
 from compliance.store import TooLarge, default_store
 from inference import onnx_model, specs
 
-from .models import Build, CalibrationSet, Deployment, Engine, ModelSource, Prediction, PredictionSalt
+from lineage.models import Build, CalibrationSet, Deployment, Engine, ModelSource, Prediction, PredictionSalt
 
 
 class ActionError(ValueError):

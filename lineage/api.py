@@ -20,10 +20,10 @@ from inference import specs
 from inference.loader import EngineRefused
 from inference.runtime import AuditedService
 
-from . import actions, queries
-from . import calibration as calibration_api
-from .models import Build, Deployment, Engine, EngineLoad, ModelSource, Prediction
-from .trace import trace
+from lineage import actions, queries
+from lineage import calibration as calibration_api
+from lineage.models import Build, Deployment, Engine, EngineLoad, ModelSource, Prediction
+from lineage.trace import trace
 
 
 class ModelList(APIView):
@@ -70,7 +70,7 @@ class BuildList(APIView):
 
     def get(self, request):
         """List builds, newest first, filtered."""
-        from .build_views import filter_builds
+        from lineage.build_views import filter_builds
 
         return Response(page_for_api(filter_builds(request.query_params, Build.objects.select_related("engine")), request))
 
@@ -100,7 +100,7 @@ class BuildList(APIView):
 class BuildDetail(APIView):
     def get(self, request, pk):
         """One build: the full record, its stages, log and decoded attestation."""
-        from .build_views import build_status_dict, decode_attestation
+        from lineage.build_views import build_status_dict, decode_attestation
 
         build = Build.objects.filter(pk=pk).first()
         if build is None:
@@ -172,7 +172,7 @@ class CalibrationList(APIView):
 class EngineDetail(APIView):
     def get(self, request, ref):
         """One engine (id or sha256) with its manifest and a live signature check."""
-        from .build_views import decode_attestation, layer_info
+        from lineage.build_views import decode_attestation, layer_info
 
         try:
             engine = actions.get_engine(ref)
@@ -286,7 +286,7 @@ class TraceSearch(APIView):
 
     def get(self, request):
         """Find predictions by input digest or by service and time window, newest first."""
-        from .views import search_predictions
+        from lineage.views import search_predictions
 
         params = request.query_params
         try:
@@ -303,7 +303,7 @@ class TraceSearch(APIView):
 class LineageDetail(APIView):
     def get(self, request, pk):
         """A model source with its builds, engines, deployments and prediction counts."""
-        from .stats import prediction_counts
+        from lineage.stats import prediction_counts
 
         model = ModelSource.objects.filter(pk=pk).first()
         if model is None:
@@ -319,7 +319,7 @@ class LineageDetail(APIView):
 class Overview(APIView):
     def get(self, request):
         """Counts, ledger health and the overview's series."""
-        from . import stats
+        from lineage import stats
 
         hourly = stats.predictions_per_hour()
         counts = stats.overview_counts(hourly=hourly)

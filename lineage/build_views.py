@@ -19,10 +19,10 @@ from inference.backends import BACKENDS
 from inference.backends.base import PRECISIONS
 from inference.loader import verify_manifest
 
-from . import actions, charts
-from .calibration import do_register_calibration
-from .forms import BuildRequestForm, DeployForm
-from .models import Build, Deployment, Engine, EngineLoad
+from lineage import actions, charts
+from lineage.calibration import do_register_calibration
+from lineage.forms import BuildRequestForm, DeployForm
+from lineage.models import Build, Deployment, Engine, EngineLoad
 
 STAGES = [Build.QUEUED, Build.BUILDING, Build.VERIFYING, Build.SIGNING, Build.SUCCEEDED]
 

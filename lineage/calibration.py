@@ -18,8 +18,8 @@ from compliance import ledger
 from compliance.store import TooLarge, default_store
 from inference import specs
 
-from .actions import ActionError
-from .models import CalibrationSet, ModelSource
+from lineage.actions import ActionError
+from lineage.models import CalibrationSet, ModelSource
 
 
 def describe_npz(path: str, *, max_unpacked_bytes: int) -> tuple[int, dict[str, dict]]:

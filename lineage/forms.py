@@ -12,7 +12,7 @@ from inference import onnx_model, specs
 from inference.backends import BACKENDS
 from inference.backends.base import PRECISIONS
 
-from .models import Build, Engine, ModelSource
+from lineage.models import Build, Engine, ModelSource
 
 
 def parse_shapes(text: str) -> dict:

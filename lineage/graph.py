@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
-from .trace import Trace
+from lineage.trace import Trace
 
 OK, BAD, MUTED, EDGE = "#1a7f37", "#cf222e", "#8c959f", "#afb8c1"
 COLOURS = {True: OK, False: BAD}

@@ -18,7 +18,7 @@ from django.db.models import Q
 
 from inference.provenance import datetime_from_us, is_hex64, us_from_datetime
 
-from .models import Deployment, EngineLoad, Prediction
+from lineage.models import Deployment, EngineLoad, Prediction
 
 MAX_LIMIT = 500
 

@@ -19,7 +19,7 @@ from compliance.models import Alert, Case
 from compliance.optional import latest_checkpoint
 from compliance.verification import last_verification
 
-from .models import Build, Deployment, Engine, EngineLoad, ModelSource, Prediction
+from lineage.models import Build, Deployment, Engine, EngineLoad, ModelSource, Prediction
 
 
 def _midnight(now: datetime) -> datetime:

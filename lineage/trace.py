@@ -16,7 +16,7 @@ from compliance.models import LedgerEntry
 from compliance.store import default_store
 from inference.loader import verify_manifest
 
-from .models import Prediction
+from lineage.models import Prediction
 
 
 @dataclass

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, build_views, views
+from lineage import api, build_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -17,10 +17,10 @@ from compliance.optional import inclusion_status, url_or_none
 from compliance.paging import CursorError, keyset_page, parse_limit
 from compliance.roles import READ_ROLES, actor_name, role_required
 
-from . import charts, stats
-from .graph import lineage_spec, trace_spec
-from .models import Deployment, ModelSource, Prediction
-from .trace import trace
+from lineage import charts, stats
+from lineage.graph import lineage_spec, trace_spec
+from lineage.models import Deployment, ModelSource, Prediction
+from lineage.trace import trace
 
 DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 

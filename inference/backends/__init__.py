@@ -1,7 +1,7 @@
 """Engine backends behind one interface (see base.py)."""
 from __future__ import annotations
 
-from .base import (  # noqa: F401
+from inference.backends.base import (
     PRECISIONS,
     Backend,
     BackendUnavailable,
@@ -19,11 +19,11 @@ SUPPORTED_PRECISIONS = {"onnxruntime": ("fp32", "fp16", "int8"), "tensorrt": PRE
 
 def get_backend(name: str) -> Backend:
     if name == "onnxruntime":
-        from .onnxruntime import OnnxRuntimeBackend
+        from inference.backends.onnxruntime import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend()
     if name == "tensorrt":
-        from .tensorrt import TensorRTBackend
+        from inference.backends.tensorrt import TensorRTBackend
 
         return TensorRTBackend()
     raise BackendUnavailable(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

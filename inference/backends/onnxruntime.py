@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from .base import BuildError, BuildResult, BuildSpec
+from inference.backends.base import BuildError, BuildResult, BuildSpec
 
 OPT_LEVEL = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
 OPT_LEVEL_NAME = "ORT_ENABLE_EXTENDED"

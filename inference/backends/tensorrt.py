@@ -19,8 +19,8 @@ from collections import deque
 
 import numpy as np
 
-from .base import PRECISIONS, BackendUnavailable, BuildError, BuildResult, BuildSpec
-from .tensorrt_plan import (
+from inference.backends.base import PRECISIONS, BackendUnavailable, BuildError, BuildResult, BuildSpec
+from inference.backends.tensorrt_plan import (
     BuildPlan,
     check_profiles_against_inputs,
     format_parser_errors,

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import onnx
 
-from .base import BuildError, BuildSpec
-from .tensorrt_plan import inspect_onnx_precision
+from inference.backends.base import BuildError, BuildSpec
+from inference.backends.tensorrt_plan import inspect_onnx_precision
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def prepare_input(onnx_path: str, spec: BuildSpec, trt_major: int, work_dir: str
         raise BuildError(f"not a readable ONNX model: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
     has_qdq, precisions = inspect_onnx_precision(model)
     strongly_typed = trt_major >= 11 or bool((spec.options or {}).get("strongly_typed"))
-    from .onnxruntime import OnnxRuntimeBackend
+    from inference.backends.onnxruntime import OnnxRuntimeBackend
 
     log: list[str] = []
     if spec.precision == "int8" and not has_qdq and spec.calibration_path:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import PRECISIONS, BuildError, BuildSpec, Profile
+from inference.backends.base import PRECISIONS, BuildError, BuildSpec, Profile
 
 SUPPORTED_MAJORS = (10, 11)
 PRECISION_FLAGS = {"fp16": "FP16", "bf16": "BF16", "int8": "INT8"}
