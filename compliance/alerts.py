@@ -8,7 +8,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from compliance import ledger
+from compliance.ledger import ledger
 from compliance.models import Alert
 
 log = logging.getLogger("traceledger.alerts")
@@ -33,6 +33,21 @@ def raise_alert(kind: str, message: str, *, severity: str = "warning", subject: 
         queue_notifications(alert)
     log.warning("alert %s [%s] %s", kind, severity, message)
     return alert
+
+
+def on_security_event(sender, *, kind: str, message: str, severity: str, subject: str, details: dict,
+                      store_alone_on_failure: bool = False, **_) -> None:
+    """The receiver of compliance.ledger.events.security_event (connected in
+    ComplianceConfig.ready): the layers below report, this one raises the alert."""
+    if not store_alone_on_failure:
+        raise_alert(kind, message, severity=severity, subject=subject, details=details)
+        return
+    try:
+        raise_alert(kind, message, severity=severity, subject=subject, details=details)
+    except Exception:  # the ledger may be too damaged to append to: the alert must still exist
+        log.exception("could not append the alert to the ledger; storing the alert alone")
+        Alert.objects.create(kind=kind, severity=severity, message=message[:500], subject=subject[:128],
+                             details=details | {"ledger_append_failed": True})
 
 
 class AlertError(ValueError):

@@ -1,6 +1,6 @@
 """REST API of the ledger (DRF; any read role, session or token): the latest signed
 checkpoint, inclusion and consistency proofs, the public keys, the last verification.
-Every answer can be checked with the public keys alone (see compliance.proofs)."""
+Every answer can be checked with the public keys alone (see compliance.ledger.proofs)."""
 from __future__ import annotations
 
 from rest_framework.response import Response
@@ -8,8 +8,7 @@ from rest_framework.views import APIView
 
 from compliance.api import ApiError
 from compliance.ids import parse_inference_id
-
-from compliance import proofs
+from compliance.ledger import proofs
 from compliance.models import VerificationRun
 
 

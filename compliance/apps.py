@@ -7,3 +7,7 @@ class ComplianceConfig(AppConfig):
 
     def ready(self) -> None:
         from compliance import celery  # noqa: F401  (binds shared tasks to our app)
+        from compliance.alerts import on_security_event
+        from compliance.ledger.events import security_event
+
+        security_event.connect(on_security_event, dispatch_uid="compliance.alerts")

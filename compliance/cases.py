@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from compliance import ledger
+from compliance.ledger import ledger
 from compliance.models import Case, CaseNote
 
 MAX_TEXT = 5000

@@ -24,11 +24,10 @@ from datetime import timezone as dt_timezone
 from django.db.models import Q
 from django.utils import timezone
 
-from lineage.models import Deployment, Prediction, PredictionSalt
-
-from compliance import checkpoints, merkle, notes, tree
+from compliance.ledger import checkpoints, merkle, notes, tree
 from compliance.models import Alert, Case, Checkpoint, LedgerEntry, SigningKey
 from compliance.verify_bundle import FORMAT, encode_bundle
+from lineage.models import Deployment, Prediction, PredictionSalt
 
 MAX_ALERTS = 200
 ALERT_WINDOW = timedelta(days=7)

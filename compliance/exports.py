@@ -15,8 +15,8 @@ from pathlib import Path
 
 from django.db import transaction
 
-from compliance import ledger
 from compliance.evidence import Evidence, Scope, collect, disclosed_input
+from compliance.ledger import ledger
 from compliance.reports import build_context, render_pdf
 
 

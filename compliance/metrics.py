@@ -100,7 +100,7 @@ def lineage_metrics() -> list[Metric]:
 
 @register
 def compliance_metrics() -> list[Metric]:
-    from compliance import ledger
+    from compliance.ledger import ledger
     from compliance.models import Alert
     from compliance.verification import last_verification
 

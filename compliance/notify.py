@@ -24,8 +24,8 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 
-from compliance import keys
-from compliance.canonical import canonical_json
+from compliance.ledger import keys
+from compliance.ledger.canonical import canonical_json
 from compliance.models import Alert, NotificationDelivery, NotificationRule
 
 log = logging.getLogger("traceledger.notify")
@@ -131,7 +131,7 @@ def deliver(alert_id: int) -> list[NotificationDelivery]:
 def do_save_rule(rule: NotificationRule, *, acting_user: str) -> NotificationRule:
     """Create or change a rule; the change is a ledger entry (who routes alerts where
     is part of the control environment an auditor checks)."""
-    from compliance import ledger
+    from compliance.ledger import ledger
 
     created = rule.pk is None
     with transaction.atomic():
@@ -145,7 +145,7 @@ def do_save_rule(rule: NotificationRule, *, acting_user: str) -> NotificationRul
 
 
 def do_delete_rule(rule: NotificationRule, *, acting_user: str) -> None:
-    from compliance import ledger
+    from compliance.ledger import ledger
 
     with transaction.atomic():
         ledger.append("notification_rule.changed", {"action": "deleted", "id": rule.pk, "name": rule.name},

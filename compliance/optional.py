@@ -9,8 +9,8 @@ import importlib
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from compliance import checkpoints as ckpt
-from compliance import ledger, merkle, tree
+from compliance.ledger import checkpoints as ckpt
+from compliance.ledger import ledger, merkle, tree
 from compliance.models import Checkpoint, LedgerEntry
 
 

@@ -20,14 +20,12 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from inference.loader import verify_manifest
+from compliance import retention, svgcharts, verify_bundle
+from compliance.evidence import Evidence
+from compliance.ledger import notes
+from compliance.store import default_store
 from lineage.models import Deployment, EngineLoad, Prediction, PredictionSalt
 from lineage.trace import trace
-
-from compliance import notes, retention, svgcharts, verify_bundle
-from compliance.evidence import Evidence
-from compliance.store import default_store
-
 
 MAX_LISTED_PREDICTIONS = 25
 LINK_NAMES = {"prediction": "Prediction", "deployment": "Deployment", "engine": "Engine", "build": "Build",
@@ -104,7 +102,7 @@ def _chain_context(chain, store) -> dict:
     engine, build, model = chain.engine, chain.build, chain.model
     statement, pretty, keyid = _pretty_statement(engine.manifest)
     engine_problem = store.verify(engine.sha256)
-    verdict, detail = ("digest_mismatch", engine_problem) if engine_problem else verify_manifest(engine, engine.sha256)
+    verdict, detail = ("digest_mismatch", engine_problem) if engine_problem else engine.verify_manifest(engine.sha256)
     return {
         "deployment": chain.deployment, "engine": engine, "build": build, "model": model,
         "statement": statement, "statement_json": pretty, "keyid": keyid,

@@ -12,18 +12,18 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lineage.models import Prediction
-
-from compliance import cases, ledger
+from compliance import cases
 from compliance.alerts import AlertError, do_acknowledge_alert
 from compliance.api import ApiError
 from compliance.forms import NotificationRuleForm
+from compliance.ledger import ledger
 from compliance.models import Alert, Case, LedgerEntry, NotificationRule, SigningKey
 from compliance.notify import do_delete_rule, do_save_rule
 from compliance.optional import checkpoints
 from compliance.paging import page_for_api
 from compliance.roles import ADMIN, CASE_ROLES, DECIDE_ROLES, READ_ROLES, actor_name
 from compliance.verification import last_verification, run_verification
+from lineage.models import Prediction
 
 PAGING = {"cursor": "next_cursor of the previous page", "limit": "page size (1-500, default 50)"}
 

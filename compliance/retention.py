@@ -15,10 +15,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from lineage.models import Prediction, PredictionSalt
-
-from compliance import ledger
+from compliance.ledger import ledger
 from compliance.models import Case
+from lineage.models import Prediction, PredictionSalt
 
 MINIMUM_DAYS = 183  # six months
 

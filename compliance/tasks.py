@@ -8,14 +8,14 @@ from celery import shared_task
 
 @shared_task(name="compliance.tasks.make_checkpoint", ignore_result=True, acks_late=True)
 def make_checkpoint() -> int:
-    from compliance.checkpoints import make_checkpoint as make
+    from compliance.ledger.checkpoints import make_checkpoint as make
 
     return make().id
 
 
 @shared_task(name="compliance.tasks.verify_ledger", ignore_result=True, acks_late=True)
 def verify_ledger(since_last: bool = True) -> bool:
-    from compliance.verify import verify_ledger as verify
+    from compliance.ledger.verify import verify_ledger as verify
 
     return verify(since_last=since_last, alert=True).ok
 

@@ -1,4 +1,4 @@
-""""Verify now": run the full ledger verification (compliance.verify: every entry, node,
+""""Verify now": run the full ledger verification (compliance.ledger.verify: every entry, node,
 checkpoint root, signature and cosignature) on behalf of a person, and record who asked
 and what it found as a `ledger.verified` entry."""
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from compliance import ledger
+from compliance.ledger import ledger
+from compliance.ledger.verify import verify_ledger
 from compliance.models import LedgerEntry
-from compliance.verify import verify_ledger
 
 
 @dataclass

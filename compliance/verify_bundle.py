@@ -56,7 +56,7 @@ from datetime import datetime, timezone
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
-from compliance import dsse, merkle, notes
+from compliance.ledger import dsse, merkle, notes
 
 FORMAT = "traceledger-evidence/v1"
 TOP_KEYS = {"format", "scope", "checkpoint", "keys", "key_registrations", "predictions", "deployments",

@@ -18,10 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from lineage import charts, stats
-from lineage.models import Prediction
-
-from compliance import cases, ledger, metrics
+from compliance import cases, metrics
 from compliance.alerts import AlertError, do_acknowledge_alert
 from compliance.forms import (
     SEVERITY_CHOICES,
@@ -32,6 +29,7 @@ from compliance.forms import (
     NotificationRuleForm,
     OpenCaseForm,
 )
+from compliance.ledger import ledger
 from compliance.models import Alert, Case, LedgerEntry, NotificationDelivery, NotificationRule
 from compliance.notify import KEY_PURPOSE, do_delete_rule, do_save_rule
 from compliance.optional import checkpoints
@@ -47,6 +45,8 @@ from compliance.roles import (
     role_required,
 )
 from compliance.verification import last_verification
+from lineage import charts, stats
+from lineage.models import Prediction
 
 
 def filter_alerts(params, query=None):
@@ -220,7 +220,7 @@ def case_close(request, pk):
 
 @role_required(ADMIN)
 def rule_list(request):
-    from compliance import keys
+    from compliance.ledger import keys
 
     try:
         signer = keys.get_signer(KEY_PURPOSE)

@@ -18,7 +18,6 @@ from rest_framework.views import APIView
 
 from compliance.api import ApiError
 from compliance.roles import SERVICE
-
 from inference import ingest
 from inference.recorder import write_records
 

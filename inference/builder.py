@@ -44,18 +44,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone as djtz
 
-from compliance import dsse, keys, ledger
-from compliance.alerts import raise_alert
-from compliance.canonical import canonical_json
+from compliance.ledger import dsse, events, keys, ledger
+from compliance.ledger.canonical import canonical_json
 from compliance.store import default_store
-from lineage.actions import host_name
-from lineage.models import Build, Engine
-
 from inference import parity
 from inference.backends import BackendUnavailable, BuildError, BuildSpec, get_backend
 from inference.backends.tensorrt_input import prepare_input
 from inference.reaper import Heartbeat, remove_scratch, scratch_root
 from inference.specs import profiles_from_json
+from lineage.actions import host_name
+from lineage.models import Build, Engine
 
 log = logging.getLogger("traceledger.build")
 ACTIVE = Build.ACTIVE
@@ -98,7 +96,7 @@ def fail_build(build: Build, reason: str, *, log_text: str = "") -> bool:
                                                  log=text[-LOG_LIMIT:])
         ledger.append("build.failed", {"build_id": build.id, "error": reason, "stage": current.status},
                       subject=f"build:{build.id}")
-    raise_alert("build.failed", f"build {build.id} failed: {reason}", severity="warning",
+    events.report("build.failed", f"build {build.id} failed: {reason}", severity="warning",
                 subject=f"build:{build.id}", details={"build_id": build.id, "stage": current.status})
     return True
 
@@ -303,7 +301,7 @@ def _build_and_sign(build: Build, host: str, scratch: str, capture: "LogCapture"
         failing = sorted(n for n, o in parity_record["outputs"].items() if not o["ok"])
         why = (f"is outside its parity tolerance on {', '.join(failing)}" if failing
                else f"has no parity result: {parity_record.get('error', 'no outputs compared')}")
-        raise_alert("build.parity_failed", f"build {build.id} ({build.precision}) {why}",
+        events.report("build.parity_failed", f"build {build.id} ({build.precision}) {why}",
                     severity="warning", subject=f"build:{build.id}",
                     details={"build_id": build.id, "engine_sha256": spooled.sha256, "outputs": parity_record["outputs"],
                              "tolerance": parity_record["tolerance"]})

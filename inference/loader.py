@@ -12,23 +12,18 @@ raises an Alert, and nothing runs.
 from __future__ import annotations
 
 import hashlib
-import json
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Iterator
 
 from django.db import transaction
 
-from compliance import dsse, keys, ledger
-from compliance.alerts import raise_alert
-from compliance.models import SigningKey
+from compliance.ledger import events, ledger
 from compliance.store import Pinned, default_store
-from lineage.actions import host_name, live_deployment
-from lineage.models import Deployment, Engine, EngineLoad
-
 from inference.backends import get_backend
 from inference.backends.base import Runner
+from lineage.actions import host_name, live_deployment
+from lineage.models import Deployment, Engine, EngineLoad
 
 
 class EngineRefused(RuntimeError):
@@ -45,35 +40,6 @@ class LoadedEngine:
     runner: Runner
     load: EngineLoad
     model_inputs: list
-
-
-def build_key_lookup(purpose: str = "build", signed_at: datetime | None = None):
-    """key id → public key for registered keys of `purpose`; a key revoked at or before
-    `signed_at` (or revoked with no signing time known) is reported as revoked."""
-    def lookup(key_id: str):
-        key = SigningKey.objects.filter(key_id=key_id, purpose=purpose).first()
-        if key is None:
-            return None
-        if key.revoked_at is not None and (signed_at is None or key.revoked_at <= signed_at):
-            raise dsse.EnvelopeError("revoked", f"signing key {key_id[:16]} was revoked at {key.revoked_at.isoformat()}")
-        return keys.public_key_from_b64(key.public_key)
-
-    return lookup
-
-
-def verify_manifest(engine: Engine, actual_sha256: str) -> tuple[str, str]:
-    """(verdict, detail) for an engine's manifest against the engine bytes' digest."""
-    try:
-        envelope = json.loads(engine.manifest)
-        payload, _ = dsse.verify_envelope(envelope, build_key_lookup(signed_at=engine.created_at))
-        subject = dsse.statement_subject_digest(payload)
-    except dsse.EnvelopeError as exc:
-        return exc.verdict, str(exc)
-    except ValueError:
-        return "unsigned", "manifest is not JSON"
-    if subject != actual_sha256:
-        return "digest_mismatch", f"manifest signs {subject[:16]}…, engine bytes are {actual_sha256[:16]}…"
-    return EngineLoad.VERIFIED, "digest and signature verified"
 
 
 @dataclass
@@ -132,7 +98,7 @@ def _check(deployment: Deployment, engine: Engine, actual: str) -> EngineCheck:
         return EngineCheck("digest_mismatch", "engine manifest differs from the one pinned at deployment", actual)
     if not engine.usable:
         return EngineCheck("unusable", "engine was marked unusable by re-verification", actual)
-    return EngineCheck(*verify_manifest(engine, actual), actual)
+    return EngineCheck(*engine.verify_manifest(actual), actual)
 
 
 def load_verified(service: str, environment: str | None = None) -> LoadedEngine:
@@ -183,7 +149,7 @@ def record_load(deployment: Deployment | None, service: str, verdict: str, detai
         EngineLoad.objects.filter(pk=load.pk).update(ledger_index=entry.index)
         load.ledger_index = entry.index
     if verdict != EngineLoad.VERIFIED:
-        raise_alert(
+        events.report(
             "engine.load_refused", f"refused to load the engine of {service}: {verdict}",
             severity="critical", subject=f"service:{service}",
             details={"load_id": load.id, "verdict": verdict, "detail": load.detail,

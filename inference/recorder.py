@@ -33,15 +33,14 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 
-from compliance import ledger
-from compliance.bulk import copy_lines
-from compliance.canonical import canonical_json
-from lineage.models import Prediction, PredictionBatch, PredictionSalt
-
+from compliance.ledger import ledger
+from compliance.ledger.bulk import copy_lines
+from compliance.ledger.canonical import canonical_json
 from inference.provenance import ProvenanceRecord, datetime_from_us, iso_from_us
 from inference.shipper import ProcessSink
 from inference.spool import Rejected
 from inference.spooling import SpoolingRecorder, live_recorders
+from lineage.models import Prediction, PredictionBatch, PredictionSalt
 
 log = logging.getLogger("traceledger.recorder")
 

@@ -15,12 +15,9 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from compliance import ledger
-from compliance.alerts import raise_alert
+from compliance.ledger import events, ledger
 from compliance.store import default_store, hash_file
 from lineage.models import Engine, EngineLoad
-
-from inference.loader import verify_manifest
 
 
 @dataclass
@@ -67,7 +64,7 @@ def check_engine(engine: Engine) -> Result:
                       f"engine file hashes to {actual[:16]}…, recorded {engine.sha256[:16]}…")
     if hashlib.sha256(engine.manifest.encode()).hexdigest() != engine.manifest_sha256:
         return Result(engine.id, engine.sha256, "digest_mismatch", "manifest differs from its recorded digest")
-    verdict, detail = verify_manifest(engine, actual)
+    verdict, detail = engine.verify_manifest(actual)
     return Result(engine.id, engine.sha256, verdict, detail)
 
 
@@ -90,7 +87,7 @@ def reverify_engines() -> Run:
                               subject=f"engine:{engine.id}")
         if newly:  # alert once, when the engine turns unusable, not on every later run
             run.newly_unusable.append(engine.id)
-            raise_alert("engine.reverify_failed",
+            events.report("engine.reverify_failed",
                         f"engine {engine.id} failed re-verification: {result.verdict} ({result.detail})",
                         severity="critical", subject=f"engine:{engine.id}",
                         details={"engine_id": engine.id, "engine_sha256": engine.sha256,

@@ -9,10 +9,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from compliance import ledger
+from compliance.ledger import ledger
 from compliance.store import TooLarge, default_store
 from inference import onnx_model, specs
-
 from lineage.models import Build, CalibrationSet, Deployment, Engine, ModelSource, Prediction, PredictionSalt
 
 

@@ -10,16 +10,15 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from compliance import ledger
 from compliance.api import ApiError
 from compliance.ids import parse_inference_id
+from compliance.ledger import ledger
 from compliance.optional import inclusion_status
 from compliance.paging import page_for_api
 from compliance.roles import ADMIN, ENGINEER, SERVICE, actor_name
 from inference import specs
 from inference.loader import EngineRefused
 from inference.runtime import AuditedService
-
 from lineage import actions, queries
 from lineage import calibration as calibration_api
 from lineage.models import Build, Deployment, Engine, EngineLoad, ModelSource, Prediction

@@ -17,8 +17,6 @@ from compliance.roles import READ_ROLES, WRITE_ROLES, actor_name, role_required
 from compliance.store import default_store
 from inference.backends import BACKENDS
 from inference.backends.base import PRECISIONS
-from inference.loader import verify_manifest
-
 from lineage import actions, charts
 from lineage.calibration import do_register_calibration
 from lineage.forms import BuildRequestForm, DeployForm
@@ -79,7 +77,7 @@ def decode_attestation(engine: Engine) -> dict:
     except (ValueError, KeyError, TypeError):
         statement, signatures, payload_type = None, [], ""
     file_problem = default_store().verify(engine.sha256)
-    verdict, detail = ("digest_mismatch", file_problem) if file_problem else verify_manifest(engine, engine.sha256)
+    verdict, detail = ("digest_mismatch", file_problem) if file_problem else engine.verify_manifest(engine.sha256)
     return {"statement": json.dumps(statement, indent=2, sort_keys=True) if statement else None,
             "payload_type": payload_type, "signatures": signatures, "verdict": verdict, "detail": detail,
             "ok": verdict == EngineLoad.VERIFIED}

@@ -14,10 +14,9 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
-from compliance import ledger
+from compliance.ledger import ledger
 from compliance.store import TooLarge, default_store
 from inference import specs
-
 from lineage.actions import ActionError
 from lineage.models import CalibrationSet, ModelSource
 

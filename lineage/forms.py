@@ -11,7 +11,6 @@ from django.conf import settings
 from inference import onnx_model, specs
 from inference.backends import BACKENDS
 from inference.backends.base import PRECISIONS
-
 from lineage.models import Build, Engine, ModelSource
 
 

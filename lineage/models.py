@@ -6,6 +6,8 @@ that recorded its creation.
 """
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 
 from compliance.models import AppendOnlyModel
@@ -196,6 +198,13 @@ class Engine(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def verify_manifest(self, actual_sha256: str) -> tuple[str, str]:
+        """(verdict, detail) for this engine's signed manifest against the digest of the
+        engine bytes at hand (compliance.ledger.manifests: one rule for every caller)."""
+        from compliance.ledger.manifests import verify_manifest
+
+        return verify_manifest(self.manifest, actual_sha256, signed_at=self.created_at)
+
     def __str__(self) -> str:
         return f"engine {self.id} {self.sha256[:12]}"
 
@@ -358,6 +367,18 @@ class Prediction(models.Model):
         except PredictionBatch.DoesNotExist:
             return None
         return None if first is None else first + self.batch_pos
+
+    @staticmethod
+    def entry_index_of(subject: str) -> int | None:
+        """The ledger index of the prediction named by `subject` ("prediction:<uuid>"),
+        without loading the row: registered with compliance.ledger.ledger.about, since
+        the subject index leaves prediction entries out."""
+        try:
+            inference_id = uuid.UUID(subject.removeprefix("prediction:"))
+        except ValueError:
+            return None
+        return Prediction.objects.filter(inference_id=inference_id).values_list(
+            models.F("batch__first_index") + models.F("batch_pos"), flat=True).first()
 
     def to_dict(self) -> dict:
         return self.ledger_payload() | {"latency_us": self.latency_us, "ledger_index": self.ledger_index}

@@ -14,11 +14,10 @@ from django.db.models import Count
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
-from compliance import ledger
+from compliance.ledger import ledger
 from compliance.models import Alert, Case
 from compliance.optional import latest_checkpoint
 from compliance.verification import last_verification
-
 from lineage.models import Build, Deployment, Engine, EngineLoad, ModelSource, Prediction
 
 

@@ -11,11 +11,9 @@ import json
 import uuid
 from dataclasses import asdict, dataclass, field
 
-from compliance import ledger
+from compliance.ledger import ledger
 from compliance.models import LedgerEntry
 from compliance.store import default_store
-from inference.loader import verify_manifest
-
 from lineage.models import Prediction
 
 
@@ -95,7 +93,7 @@ def trace(inference_id: uuid.UUID) -> Trace:
     if problem:
         verdict, detail = "digest_mismatch", problem
     else:
-        verdict, detail = verify_manifest(engine, engine.sha256)
+        verdict, detail = engine.verify_manifest(engine.sha256)
     links.append(Link("engine", f"Engine {engine.sha256[:12]}", verdict == "verified", verdict, detail,
                       {"engine_id": engine.id, "sha256": engine.sha256, "backend": engine.backend,
                        "backend_version": engine.backend_version, "precision": engine.precision,

@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.core.management.commands import flush
 
-from compliance import dbguards, keys
+from compliance.ledger import dbguards, keys
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery-staple"

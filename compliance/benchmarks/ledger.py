@@ -106,7 +106,7 @@ def _measure_append(batches: int) -> dict:
     from django.contrib.auth.models import User
     from django.db import transaction
 
-    from compliance import ledger
+    from compliance.ledger import ledger
 
     try:
         from auditlog.models import LogEntry
@@ -142,7 +142,7 @@ def _measure_append(batches: int) -> dict:
 def _empty_ledger() -> None:
     from django.db import connection
 
-    from compliance import dbguards
+    from compliance.ledger import dbguards
     from compliance.models import Checkpoint, LedgerEntry, LedgerHead, MerkleNode, VerificationRun, WitnessCosignature
 
     with dbguards.suspended(connection):
@@ -159,7 +159,7 @@ def _fill(total: int, chunk: int = 1 << 16) -> None:
 
     from django.db import connection, transaction
 
-    from compliance import merkle
+    from compliance.ledger import merkle
     from compliance.models import LedgerHead
 
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -220,7 +220,7 @@ def _median_ms(fn, args: list) -> float:
 def _measure_proofs(sizes: list[int], samples: int) -> dict:
     import random
 
-    from compliance import merkle, tree
+    from compliance.ledger import merkle, tree
 
     rng = random.Random(7)
     out = {}
@@ -262,7 +262,7 @@ def child(quick: bool) -> dict:
     from django.core.management import call_command
     from django.db import connection
 
-    from compliance import checkpoints, ledger
+    from compliance.ledger import checkpoints, ledger
 
     call_command("migrate", verbosity=0)
     batches, total, samples = (3, 100_000, 200) if quick else (20, 1_000_000, 500)

@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from compliance import dbguards
+from compliance.ledger import dbguards
 
 APPEND_ONLY = ["compliance_ledgerentry"]  # later migrations extend dbguards.APPEND_ONLY_TABLES
 

@@ -2,14 +2,14 @@
 
 from django.db import migrations, models
 
-from compliance import dbguards
+from compliance.ledger import dbguards
 
 GUARDED = ["compliance_merklenode", "compliance_checkpoint"]
 
 
 def backfill_nodes(apps, schema_editor):
     """Build the tree for entries written before node storage existed."""
-    from compliance import merkle
+    from compliance.ledger import merkle
 
     Entry = apps.get_model("compliance", "LedgerEntry")
     Node = apps.get_model("compliance", "MerkleNode")

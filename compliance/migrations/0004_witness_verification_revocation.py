@@ -3,7 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-from compliance import dbguards
+from compliance.ledger import dbguards
 
 GUARDED = ["compliance_witnesscosignature"]
 

@@ -4,7 +4,7 @@ lookups, and each index is paid for on every append."""
 
 from django.db import migrations, models
 
-from compliance import dbguards
+from compliance.ledger import dbguards
 
 
 def restore_sqlite_guards(apps, schema_editor):

@@ -69,7 +69,7 @@ def _write_file(path: Path, size: int) -> None:
 @contextmanager
 def _sandbox():
     """A temporary store and key directory, and a transaction that is rolled back."""
-    from compliance import keys
+    from compliance.ledger import keys
 
     tmp = Path(tempfile.mkdtemp(prefix="traceledger-bench-build-"))
     try:
@@ -107,8 +107,8 @@ def bench_hash(path: Path, rounds: int) -> dict:
 
 def _deployment_for(path: Path):
     """Rows for a deployed, signed engine whose bytes are the file at `path`."""
-    from compliance import dsse, keys
-    from compliance.canonical import canonical_json
+    from compliance.ledger import dsse, keys
+    from compliance.ledger.canonical import canonical_json
     from compliance.store import default_store, hash_file
     from lineage.models import Build, Deployment, Engine, ModelSource
 

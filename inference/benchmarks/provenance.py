@@ -38,8 +38,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.test.utils import override_settings
 
-from compliance import keys
 from compliance.ids import uuid7
+from compliance.ledger import keys
 from inference import samples
 from inference.provenance import ProvenanceRecord, uuid7_text
 from inference.recorder import BufferedRecorder
@@ -159,7 +159,7 @@ def fake_records(deployment, n: int, *, salted: bool = True) -> list[ProvenanceR
 
 
 def measure_ingest(deployment, n: int, batch: int, spool_dir: Path) -> dict:
-    from compliance import ledger
+    from compliance.ledger import ledger
     from lineage.models import Prediction
 
     records = fake_records(deployment, n)
@@ -251,7 +251,7 @@ def run(quick: bool = False) -> dict:
     batch = settings.TRACELEDGER_PROVENANCE_BATCH
     with scratch_environment() as home:
         credit = deploy(samples.credit_model_bytes()[0], "bench-credit")
-        cnn = deploy(samples.small_cnn_bytes(**CNN), "bench-cnn")
+        deploy(samples.small_cnn_bytes(**CNN), "bench-cnn")
         recorder = BufferedRecorder(home / "spool" / "serve", name="bench-serve")
         x, _ = samples.credit_training_data(n=1)
         cnn_feeds = {"input": np.random.default_rng(1).random((1, 3, CNN["size"], CNN["size"]), np.float32)}

@@ -90,9 +90,9 @@ def _seed_real(home: str):
 def _bulk_predictions(deployments, count: int, chunk: int = 50_000) -> None:
     """COPY `count` predictions spread over the last 7 days and their ledger leaves,
     in chunks so that memory stays flat."""
-    from compliance import ledger, merkle
-    from compliance.canonical import canonical_json
     from compliance.ids import uuid7
+    from compliance.ledger import ledger, merkle
+    from compliance.ledger.canonical import canonical_json
     from compliance.models import LedgerHead
     from lineage.models import PredictionBatch
 

@@ -11,7 +11,7 @@ import django.db.models.deletion
 from django.core.management.color import no_style
 from django.db import migrations, models
 
-from compliance import dbguards
+from compliance.ledger import dbguards
 
 TABLE = "lineage_predictionbatch"
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from compliance import checkpoints, dbguards, ledger, merkle
-from compliance.keys import get_signer
+from compliance.ledger import checkpoints, dbguards, ledger, merkle
+from compliance.ledger.keys import get_signer
 from compliance.models import Checkpoint, LedgerEntry, MerkleNode
 
 
@@ -53,7 +53,7 @@ def rewrite_body(index: int, change, *, fix_leaf_hash: bool) -> None:
     """Edit an entry's payload, keeping its body canonical JSON."""
     import json
 
-    from compliance.canonical import canonical_json
+    from compliance.ledger.canonical import canonical_json
 
     row = entry_row(index)
     body = json.loads(row["body"])

@@ -5,7 +5,7 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth.models import User
 
-from compliance import checkpoints, ledger
+from compliance.ledger import checkpoints, ledger
 from compliance.models import Checkpoint, LedgerEntry, MerkleNode, SigningKey, VerificationRun, WitnessCosignature
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]

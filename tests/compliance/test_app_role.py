@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from django.db import DatabaseError, transaction
 
-from compliance import checkpoints, dbguards, ledger
-from compliance.verify import verify_ledger
+from compliance.ledger import checkpoints, dbguards, ledger
+from compliance.ledger.verify import verify_ledger
 from tests.compliance.ledger_fixtures import sql
 
 pytestmark = [pytest.mark.django_db]

@@ -8,10 +8,11 @@ from datetime import datetime, timezone
 
 import pytest
 import rfc8785
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from compliance.canonical import FloatInSignedPayload, canonical_json
-from compliance.ledger import Event, check_row, entry_body
+from compliance.ledger.canonical import FloatInSignedPayload, canonical_json
+from compliance.ledger.ledger import Event, check_row, entry_body
 
 safe_ints = st.integers(-(2**53 - 1), 2**53 - 1)
 texts = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=8)

@@ -15,16 +15,17 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from compliance import merkle, tree
+from compliance.ledger import merkle, tree
+from compliance.ledger.verify import verify_ledger
 from compliance.models import LedgerEntry, LedgerHead
-from compliance.verify import verify_ledger
 from tests.conftest import ROOT, on_postgres, worker_env
 
 WRITER = """
 import os, sys, threading, time
 import django
 django.setup()
-from compliance import ledger
+from django.db import connection
+from compliance.ledger import ledger
 start, process, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 errors = []
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from compliance import checkpoints, dbguards, ledger
+from compliance.ledger import checkpoints, dbguards, ledger
 from compliance.models import LedgerEntry
 from compliance.optional import inclusion_status
 

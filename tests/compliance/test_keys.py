@@ -8,10 +8,10 @@ import stat
 import pytest
 from django.core.management import CommandError, call_command
 
-from compliance import checkpoints, dsse, keys, ledger, notes, tree
+from compliance.ledger import checkpoints, dsse, keys, ledger, notes, tree
+from compliance.ledger.manifests import key_lookup
+from compliance.ledger.verify import verify_ledger
 from compliance.models import Checkpoint, LedgerEntry, SigningKey
-from compliance.verify import verify_ledger
-from inference.loader import build_key_lookup
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 
@@ -84,7 +84,7 @@ def test_a_revoked_key_invalidates_what_it_signs_afterwards(keys_dir, capsys):
 
 def test_a_revoked_build_key_stops_verifying_new_signatures(keys_dir):
     build = keys.get_signer("build")
-    lookup = build_key_lookup(signed_at=None)
+    lookup = key_lookup(signed_at=None)
     keys.revoke(build.key_id, reason="rotated out after an incident")
     with pytest.raises(dsse.EnvelopeError, match="revoked"):
         lookup(build.key_id)

@@ -1,6 +1,6 @@
 """The ledger API: latest checkpoint, inclusion and consistency proofs, public keys.
-Every answer is checked here the way an outsider would, with compliance.merkle,
-compliance.notes and the public key only."""
+Every answer is checked here the way an outsider would, with compliance.ledger.merkle,
+compliance.ledger.notes and the public key only."""
 from __future__ import annotations
 
 import base64
@@ -10,8 +10,8 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from compliance import checkpoints, ledger, merkle, notes
 from compliance.ids import uuid7
+from compliance.ledger import checkpoints, ledger, merkle, notes
 from compliance.models import LedgerEntry
 from tests.conftest import PASSWORD, on_postgres
 

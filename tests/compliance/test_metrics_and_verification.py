@@ -6,7 +6,8 @@ import json
 import pytest
 from django.db import connection
 
-from compliance import dbguards, metrics
+from compliance import metrics
+from compliance.ledger import dbguards
 from compliance.models import Alert, LedgerEntry
 from compliance.verification import last_verification, run_verification
 from tests.dashboard_data import seed, tamper_and_load

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from django.core import mail
 
-from compliance import keys
 from compliance.alerts import raise_alert
+from compliance.ledger import keys
 from compliance.models import LedgerEntry, NotificationDelivery, NotificationRule
 from compliance.notify import deliver, verify_webhook
 

@@ -27,11 +27,11 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from pypdf import PdfReader
 
-from compliance import dsse, ledger, merkle, notes
-from compliance.canonical import canonical_json
 from compliance.evidence import Scope
 from compliance.exports import do_export_report
-from compliance.keys import public_raw
+from compliance.ledger import dsse, ledger, merkle, notes
+from compliance.ledger.canonical import canonical_json
+from compliance.ledger.keys import public_raw
 from compliance.models import LedgerEntry
 from compliance.verify_bundle import encode_bundle, load_key_file, verify_bytes
 from inference import samples
@@ -40,7 +40,10 @@ from lineage.models import Build, Prediction, PredictionSalt
 from tests.conftest import ROOT, Worker
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
-VERIFIER_FILES = ("__init__.py", "merkle.py", "notes.py", "dsse.py", "verify_bundle.py")
+# The offline verifier and everything it imports: copied alone into a virtualenv that has
+# only cryptography, so an import of anything else fails the test.
+VERIFIER_FILES = ("__init__.py", "verify_bundle.py", "ledger/__init__.py", "ledger/merkle.py", "ledger/notes.py",
+                  "ledger/dsse.py")
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +216,7 @@ def test_it_rejects_a_bundle_re_signed_with_a_key_that_is_not_pinned(demo, tmp_p
 
 
 def test_it_carries_and_checks_witness_cosignatures(demo, tmp_path):
-    from compliance import checkpoints, keys
+    from compliance.ledger import checkpoints, keys
     from compliance.models import Checkpoint
 
     latest = checkpoints.make_checkpoint()
@@ -261,6 +264,7 @@ def test_it_verifies_in_a_virtualenv_with_only_cryptography(demo, tmp_path):
     src = tmp_path / "src" / "compliance"
     src.mkdir(parents=True)
     for name in VERIFIER_FILES:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "compliance" / name, src / name)
     python = venv / "bin" / "python"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
@@ -478,7 +482,7 @@ def test_it_checks_roles_and_input_on_the_export_pages(demo, client, dave):
 
 
 def test_it_bundles_the_cosignature_our_witness_stored(demo, tmp_path, settings):
-    from compliance.witness import Witness
+    from compliance.ledger.witness import Witness
 
     settings.TRACELEDGER_WITNESS_DIR = tmp_path / "witness"
     export(tmp_path, demo["disputed_inference_id"], "--bundle", tmp_path / "a.json")  # a checkpoint covering it exists now

@@ -16,8 +16,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
-from compliance import ledger
 from compliance.ids import uuid7
+from compliance.ledger import ledger
 from compliance.models import LedgerEntry
 from compliance.retention import do_apply_retention, held_inference_ids
 from inference import digests

@@ -10,7 +10,7 @@ import time
 import pytest
 from django.db import OperationalError
 
-from compliance import checkpoints, ledger, notes
+from compliance.ledger import checkpoints, ledger, notes
 from compliance.models import Checkpoint, LedgerEntry, VerificationRun
 from compliance.scheduler import Job, Scheduler, jobs_from_settings
 from tests.conftest import ROOT, worker_env

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from compliance import checkpoints, ledger, merkle, notes, tree
-from compliance.keys import get_signer
+from compliance.ledger import checkpoints, ledger, merkle, notes, tree
+from compliance.ledger.keys import get_signer
 from compliance.models import LedgerEntry, MerkleNode
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
@@ -56,7 +56,9 @@ def test_it_makes_a_signed_checkpoint_and_exports_it(settings, tmp_path):
 # ------------------------------------------------- against the naive reference
 
 from django.db import transaction  # noqa: E402
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given  # noqa: E402
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 DB_EXAMPLES = hsettings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -11,12 +11,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import call_command
 from django.db import DatabaseError, transaction
 
-from compliance import checkpoints, dbguards, ledger, notes, tasks
+from compliance import tasks
+from compliance.ledger import checkpoints, dbguards, ledger, notes
+from compliance.ledger.verify import verify_ledger
+from compliance.ledger.witness import Witness
 from compliance.models import Alert, Checkpoint, LedgerEntry, MerkleNode, VerificationRun, WitnessCosignature
-from compliance.verify import verify_ledger
-from compliance.witness import Witness
 from tests.compliance.ledger_fixtures import (
-    attack, entry_row, rebuild_all_nodes, rewrite_body, seed_ledger, sql, truncate_log,
+    attack,
+    entry_row,
+    rebuild_all_nodes,
+    rewrite_body,
+    seed_ledger,
+    sql,
+    truncate_log,
 )
 from tests.conftest import on_postgres
 

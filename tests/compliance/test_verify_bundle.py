@@ -10,9 +10,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from compliance import notes
-from compliance.verify_bundle import (FORMAT, TOP_KEYS, Malformed, encode_bundle, input_commitment, load_key_file,
-                                      parse_bundle, verify_bytes)
+from compliance.ledger import notes
+from compliance.verify_bundle import (
+    FORMAT,
+    TOP_KEYS,
+    Malformed,
+    encode_bundle,
+    input_commitment,
+    load_key_file,
+    parse_bundle,
+    verify_bytes,
+)
 from inference import digests
 
 

@@ -8,10 +8,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import CommandError, call_command
 
-from compliance import checkpoints, keys, ledger, notes
+from compliance.ledger import checkpoints, keys, ledger, notes
+from compliance.ledger.verify import verify_ledger
+from compliance.ledger.witness import Witness, WitnessRefused
 from compliance.models import Alert, Checkpoint, LedgerEntry, WitnessCosignature
-from compliance.verify import verify_ledger
-from compliance.witness import Witness, WitnessRefused
 from tests.compliance.ledger_fixtures import attack, delete_checkpoints_after, seed_ledger, truncate_log
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]

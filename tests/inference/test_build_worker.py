@@ -13,7 +13,7 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from compliance import ledger
+from compliance.ledger import ledger
 from compliance.models import Alert, LedgerEntry
 from compliance.store import default_store
 from inference.reaper import reap_builds

@@ -13,14 +13,13 @@ import onnxruntime as ort
 import pytest
 from django.test import override_settings
 
-from compliance import dsse, ledger
-from compliance.canonical import canonical_json
+from compliance.ledger import dsse, ledger
+from compliance.ledger.canonical import canonical_json
 from compliance.models import Alert, LedgerEntry
 from compliance.store import default_store
 from inference import samples
 from inference.backends.onnxruntime import OnnxRuntimeBackend
 from inference.builder import run_build
-from inference.loader import verify_manifest
 from inference.specs import parse_profile
 from lineage.actions import do_request_build
 from lineage.calibration import do_register_calibration
@@ -115,7 +114,7 @@ def test_it_builds_fp32_fp16_and_int8_of_a_two_input_int64_dynamic_model(worker,
         assert run["parity"] == done.parity
         assert {"name": "inspector.json", "digest": {"sha256": inspector["sha256"]},
                 "size": inspector["size"]} in run["byproducts"]
-        assert verify_manifest(engine, engine.sha256)[0] == "verified"
+        assert engine.verify_manifest(engine.sha256)[0] == "verified"
     static = builds["int8-static"]
     assert static.engine.metadata["quantization"] == "static"
     assert builds["int8-dynamic"].engine.metadata["quantization"] == "dynamic"

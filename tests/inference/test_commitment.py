@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from compliance import ledger
+from compliance.ledger import ledger
 from compliance.models import LedgerEntry
 from inference import digests
 from inference.runtime import AuditedService

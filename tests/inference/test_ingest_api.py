@@ -14,7 +14,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from compliance import ledger
+from compliance.ledger import ledger
 from compliance.models import Alert, LedgerEntry
 from inference.benchmarks.provenance import fake_records
 from lineage.models import EngineLoad, Prediction, PredictionSalt
@@ -70,7 +70,7 @@ BAD_BATCHES = {
                        "records[2].inference_id is not a UUID"),
     "random uuid": (_bad(lambda r, d: r.update(inference_id=str(uuid.uuid4()))), 400, "must be a UUIDv7"),
     "unknown deployment": (_bad(lambda r, d: r.update(deployment_id=d.id + 1000)), 400,
-                           f"records[2].deployment_id: unknown deployment"),
+                           "records[2].deployment_id: unknown deployment"),
     "engine not the deployed one": (_bad(lambda r, d: r.update(engine_sha256="f" * 64)), 400,
                                     "records[2].engine_sha256 is not the engine deployment"),
     "digest not hex": (_bad(lambda r, d: r.update(input_digest="Z" * 64)), 400, "records[2].input_digest must be 64"),

@@ -8,13 +8,14 @@ import time
 import pytest
 from django.conf import settings
 
-from compliance import ledger
+from compliance.ledger import ledger
 from compliance.models import Alert, LedgerEntry
 from compliance.store import default_store
 from inference import samples
 from lineage.actions import do_request_build
 from lineage.models import Build, Engine
 from tests.conftest import Worker, register, wait_for_build
+
 
 def store_files() -> set:
     return {p for p in (default_store().root / "sha256").rglob("*") if p.is_file()}

@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import settings as settings_hypothesis
 from hypothesis import strategies as st
 
-from compliance import ledger
+from compliance.ledger import ledger
 from compliance.models import LedgerEntry
 from inference import recorder as recorder_module
 from inference.benchmarks.provenance import fake_records

@@ -11,7 +11,7 @@ import os
 import pytest
 from django.core.management import call_command
 
-from compliance import dsse, ledger
+from compliance.ledger import dsse, ledger
 from compliance.models import Alert, LedgerEntry
 from compliance.store import default_store
 from inference.loader import EngineRefused
@@ -53,7 +53,7 @@ def test_it_reverifies_engines_and_marks_drifted_ones_unusable(worker, two_input
     path.write_bytes(bytes(data))
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from compliance.keys import key_id_for, public_raw
+    from compliance.ledger.keys import key_id_for, public_raw
 
     payload = base64.b64decode(json.loads(forged.manifest)["payload"])
     rogue = Ed25519PrivateKey.generate()

@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 from django.test import override_settings
 
-from compliance import ledger
+from compliance.ledger import ledger
 from compliance.models import LedgerEntry
 from inference.backends.base import BuildSpec, Profile
 from inference.backends.tensorrt_input import prepare_input

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from compliance import ledger
+from compliance.ledger import ledger
 from compliance.models import LedgerEntry
 from compliance.store import default_store
 from lineage.actions import ActionError

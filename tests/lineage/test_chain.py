@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from compliance import ledger
+from compliance.ledger import ledger
 from compliance.models import Alert, LedgerEntry
 from compliance.store import default_store
 from inference import digests
@@ -154,8 +154,8 @@ def test_it_refuses_another_validly_built_engine_swapped_in(worker, credit_onnx,
 def test_it_refuses_an_engine_whose_manifest_was_re_signed_by_an_unknown_key(worker, credit_onnx):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from compliance import dsse
-    from compliance.keys import key_id_for, public_raw
+    from compliance.ledger import dsse
+    from compliance.ledger.keys import key_id_for, public_raw
     from lineage.models import Deployment, Engine
 
     _, build, deployment = build_and_deploy(credit_onnx, "credit")

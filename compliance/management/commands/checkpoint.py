@@ -1,5 +1,5 @@
-from compliance.checkpoints import make_checkpoint
 from compliance.cli import ContractCommand
+from compliance.ledger.checkpoints import make_checkpoint
 
 
 class Command(ContractCommand):

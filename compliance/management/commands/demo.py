@@ -17,8 +17,8 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 
 from compliance import roles
-from compliance.checkpoints import make_checkpoint
 from compliance.cli import ContractCommand
+from compliance.ledger.checkpoints import make_checkpoint
 from compliance.store import default_store
 from inference import samples
 from inference.loader import EngineRefused, load_verified

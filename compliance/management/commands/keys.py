@@ -1,8 +1,8 @@
 import argparse
 import getpass
 
-from compliance import keys
 from compliance.cli import ContractCommand
+from compliance.ledger import keys
 
 
 class Command(ContractCommand):
@@ -28,7 +28,7 @@ class Command(ContractCommand):
             if old:
                 lines.append(f"retired {old.key_id} (file {keys.set_aside_path(old.purpose, old.key_id, 'retired').name})")
             if new.purpose == "ledger":
-                from compliance.checkpoints import ledger_vkey
+                from compliance.ledger.checkpoints import ledger_vkey
 
                 vkey = ledger_vkey()
                 lines.append(f"ledger vkey: {vkey}\nwitnesses: manage.py witness --trust-vkey {vkey}")

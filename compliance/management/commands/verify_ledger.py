@@ -1,5 +1,5 @@
 from compliance.cli import ContractCommand
-from compliance.verify import verify_ledger
+from compliance.ledger.verify import verify_ledger
 
 
 class Command(ContractCommand):

@@ -1,5 +1,5 @@
 from compliance.cli import ContractCommand
-from compliance.witness import Witness
+from compliance.ledger.witness import Witness
 
 
 class Command(ContractCommand):

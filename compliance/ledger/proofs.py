@@ -1,7 +1,7 @@
 """Proofs against the latest signed checkpoint, as plain dicts: what the API returns and
 what reports and bundles embed.  Each one is checkable with the public keys alone:
 verify the checkpoint note with the ledger vkey, then the proof against the note's
-size and root with compliance.merkle (or any RFC 9162 verifier).  Hashes are base64.
+size and root with compliance.ledger.merkle (or any RFC 9162 verifier).  Hashes are base64.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import uuid
 
 from django.conf import settings
 
-from compliance import checkpoints, ledger, notes, tree
+from compliance.ledger import checkpoints, ledger, notes, tree
 from compliance.models import Checkpoint, LedgerEntry, SigningKey
 
 

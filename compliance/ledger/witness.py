@@ -22,8 +22,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from compliance import checkpoints, keys, ledger, merkle, notes, tree
-from compliance.alerts import raise_alert
+from compliance.ledger import checkpoints, events, keys, ledger, merkle, notes, tree
 from compliance.models import Checkpoint, WitnessCosignature
 
 
@@ -135,7 +134,7 @@ class Witness:
     # -------------------------------------------------------------- witnessing
 
     def _refuse(self, kind: str, message: str, details: dict) -> WitnessRefused:
-        raise_alert(kind, message, severity="critical", subject="ledger", details=details | {"witness": self.name})
+        events.report(kind, message, severity="critical", subject="ledger", details=details | {"witness": self.name})
         return WitnessRefused(message, kind)
 
     def cosign_latest(self) -> Cosigned:

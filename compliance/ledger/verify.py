@@ -28,8 +28,8 @@ from datetime import datetime, timezone
 
 from django.db.models import Max, Min, Q
 
-from compliance import ledger, merkle, notes, tree
-from compliance.checkpoints import CheckpointInvalid, Keyring
+from compliance.ledger import events, ledger, merkle, notes, tree
+from compliance.ledger.checkpoints import CheckpointInvalid, Keyring
 from compliance.models import Checkpoint, LedgerEntry, MerkleNode, VerificationRun, WitnessCosignature
 
 log = logging.getLogger("traceledger.verify")
@@ -330,15 +330,8 @@ def verify_ledger(since_last: bool = False, *, alert: bool = False, chunk: int =
 
 
 def _alert(result: Result) -> None:
-    from compliance.alerts import raise_alert
-    from compliance.models import Alert
-
     message = f"ledger verification failed at entry #{result.first_bad_index}: {result.message}"
     details = {"first_bad_index": result.first_bad_index, "message": result.message, "run_id": result.run_id,
                "mode": result.mode}
-    try:
-        raise_alert("ledger.verification_failed", message, severity="critical", subject="ledger", details=details)
-    except Exception:  # the ledger may be too damaged to append to: the alert must still exist
-        log.exception("could not append the alert to the ledger; storing the alert alone")
-        Alert.objects.create(kind="ledger.verification_failed", severity="critical", message=message[:500],
-                             subject="ledger", details=details | {"ledger_append_failed": True})
+    events.report("ledger.verification_failed", message, severity="critical", subject="ledger", details=details,
+                  store_alone_on_failure=True)

@@ -141,7 +141,7 @@ def clear_cache() -> None:
 
 
 def register_public_key(signer: Signer):
-    from compliance import ledger
+    from compliance.ledger import ledger
     from compliance.models import SigningKey
 
     existing = SigningKey.objects.filter(key_id=signer.key_id).first()
@@ -192,8 +192,8 @@ def rotate(purpose: str, *, actor: str = "system"):
     `retired_at` set, so its past signatures verify.  Returns (new key, old key or None).
     A ledger rotation holds the ledger head lock, so no checkpoint is signed halfway.
     """
-    from compliance import ledger
-    from compliance.models import LedgerHead, SigningKey
+    from compliance.ledger import ledger
+    from compliance.models import LedgerHead
 
     path = key_path(purpose)
     with transaction.atomic():
@@ -229,7 +229,7 @@ def revoke(ref: str, *, reason: str, actor: str = "system"):
     """Mark a key compromised from now on: what it signed at or after this moment no
     longer verifies.  A current key is rotated first, so signing goes on with a new one.
     Returns (revoked key, replacement key or None)."""
-    from compliance import ledger
+    from compliance.ledger import ledger
 
     reason = (reason or "").strip()
     if not reason:

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from compliance import keys, ledger, notes, tree
+from compliance.ledger import keys, ledger, notes, tree
 from compliance.models import Checkpoint, LedgerEntry, LedgerHead, SigningKey
 
 

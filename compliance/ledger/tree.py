@@ -1,4 +1,4 @@
-"""The ledger's Merkle tree in the database (RFC 9162), on top of compliance.merkle.
+"""The ledger's Merkle tree in the database (RFC 9162), on top of compliance.ledger.merkle.
 
 Appends store every complete subtree of 2**STORED_FROM_LEVEL leaves or more that
 they finish (MerkleNode), reading only the O(log n) left-frontier nodes.  Smaller
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from compliance import merkle
-from compliance.bulk import insert_rows
+from compliance.ledger import merkle
+from compliance.ledger.bulk import insert_rows
 from compliance.models import LedgerEntry, MerkleNode
 
 STORED_FROM_LEVEL = 4

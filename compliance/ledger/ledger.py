@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 
-from compliance import merkle, tree
-from compliance.bulk import copy_lines, insert_rows
-from compliance.canonical import canonical_json
+from compliance.ledger import merkle, tree
+from compliance.ledger.bulk import copy_lines, insert_rows
+from compliance.ledger.canonical import canonical_json
 from compliance.models import LedgerEntry, LedgerHead
 
 KINDS = {
@@ -203,24 +202,31 @@ def hold_head() -> None:
     _lock_head()
 
 
+# Subjects whose entries the subject index leaves out (prediction.recorded, one per
+# prediction: indexing them would double the append cost). The layer that owns such
+# a subject registers how to find its entry's own index (lineage, for "prediction:").
+_OWN_INDEX: dict[str, Callable[[str], int | None]] = {}
+UNINDEXED_KIND = "prediction.recorded"
+
+
+def register_own_index(prefix: str, find: Callable[[str], int | None]) -> None:
+    """`find(subject)` returns the ledger index of the unindexed entry about `subject`
+    (a subject starting with `prefix`), or None."""
+    _OWN_INDEX[prefix] = find
+
+
 def about(subject: str, query=None):
     """Entries whose subject is `subject` (of `query`, by default all). The subject
-    index leaves out prediction.recorded entries; a prediction's own entry is found
-    through its row's ledger_index (its batch's first index + its position), the rest
-    through the index."""
+    index leaves out prediction.recorded entries; such an entry is found through the
+    index its owner registered (a prediction's: its batch's first index + its
+    position), the rest through the subject index."""
     query = LedgerEntry.objects.all() if query is None else query
-    others = Q(subject=subject) & ~Q(kind="prediction.recorded")
-    if subject.startswith("prediction:"):
-        from lineage.models import Prediction
-
-        try:
-            inference_id = uuid.UUID(subject.removeprefix("prediction:"))
-        except ValueError:
-            return query.filter(others)
-        own = Prediction.objects.filter(inference_id=inference_id).values_list(
-            F("batch__first_index") + F("batch_pos"), flat=True).first()
-        if own is not None:
-            return query.filter(others | Q(index=own, subject=subject))
+    others = Q(subject=subject) & ~Q(kind=UNINDEXED_KIND)
+    for prefix, find in _OWN_INDEX.items():
+        if subject.startswith(prefix):
+            own = find(subject)
+            if own is not None:
+                return query.filter(others | Q(index=own, subject=subject))
     return query.filter(others)
 
 
@@ -261,7 +267,7 @@ _COMPACT_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure
 
 
 def _is_canonical(parsed, body_text: str) -> bool:
-    """Whether `body_text` is the RFC 8785 form of `parsed` (see compliance.canonical:
+    """Whether `body_text` is the RFC 8785 form of `parsed` (see compliance.ledger.canonical:
     for ASCII text that is Python's compact, key-sorted JSON)."""
     if body_text.isascii():
         return _COMPACT_SORTED.encode(parsed) == body_text

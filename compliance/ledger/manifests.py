@@ -1,0 +1,44 @@
+"""Engine manifests: a DSSE envelope around an in-toto Statement whose subject is the
+engine's digest, signed by a registered build key. One rule for every caller (the
+verified loader, re-verification, trace, build pages and reports): the signature must
+verify under a key registered for the `build` purpose that was not revoked when it
+signed, and the statement's subject must be the digest of the bytes at hand.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from compliance.ledger import dsse, keys
+from compliance.models import SigningKey
+
+VERIFIED = "verified"
+
+
+def key_lookup(purpose: str = "build", signed_at: datetime | None = None):
+    """key id → public key for registered keys of `purpose`; a key revoked at or before
+    `signed_at` (or revoked with no signing time known) is reported as revoked."""
+    def lookup(key_id: str):
+        key = SigningKey.objects.filter(key_id=key_id, purpose=purpose).first()
+        if key is None:
+            return None
+        if key.revoked_at is not None and (signed_at is None or key.revoked_at <= signed_at):
+            raise dsse.EnvelopeError("revoked", f"signing key {key_id[:16]} was revoked at {key.revoked_at.isoformat()}")
+        return keys.public_key_from_b64(key.public_key)
+
+    return lookup
+
+
+def verify_manifest(manifest: str, actual_sha256: str, *, signed_at: datetime | None) -> tuple[str, str]:
+    """(verdict, detail) for a manifest against the digest of the engine bytes."""
+    try:
+        envelope = json.loads(manifest)
+        payload, _ = dsse.verify_envelope(envelope, key_lookup(signed_at=signed_at))
+        subject = dsse.statement_subject_digest(payload)
+    except dsse.EnvelopeError as exc:
+        return exc.verdict, str(exc)
+    except ValueError:
+        return "unsigned", "manifest is not JSON"
+    if subject != actual_sha256:
+        return "digest_mismatch", f"manifest signs {subject[:16]}…, engine bytes are {actual_sha256[:16]}…"
+    return VERIFIED, "digest and signature verified"
