@@ -25,8 +25,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from compliance.ledger import checkpoints, merkle, notes, tree
+from compliance.ledger.offline.parse import FORMAT, encode_bundle
 from compliance.models import Alert, Case, Checkpoint, LedgerEntry, SigningKey
-from compliance.verify_bundle import FORMAT, encode_bundle
 from lineage.models import Deployment, Prediction, PredictionSalt
 
 MAX_ALERTS = 200

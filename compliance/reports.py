@@ -20,9 +20,11 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from compliance import retention, svgcharts, verify_bundle
+from compliance import retention, svgcharts
 from compliance.evidence import Evidence
 from compliance.ledger import notes
+from compliance.ledger.offline.checks import verify_bytes
+from compliance.ledger.offline.pinned import PinnedKey
 from compliance.store import default_store
 from lineage.models import Deployment, EngineLoad, Prediction, PredictionSalt
 from lineage.trace import trace
@@ -163,9 +165,9 @@ def build_context(evidence: Evidence, bundle_bytes: bytes, *, generated_by: str,
     bundle_sha = hashlib.sha256(bundle_bytes).hexdigest()
     # The same checks the regulator will run, against the keys we registered.
     b = json.loads(bundle_bytes)
-    pinned = [verify_bundle.PinnedKey(notes.parse_vkey(v).public_key) for v in b["keys"]["ledger"]]
-    pinned += [verify_bundle.PinnedKey(base64.b64decode(k)) for k in b["keys"]["build"]]
-    offline = verify_bundle.verify_bytes(bundle_bytes, pinned)
+    pinned = [PinnedKey(notes.parse_vkey(v).public_key) for v in b["keys"]["ledger"]]
+    pinned += [PinnedKey(base64.b64decode(k)) for k in b["keys"]["build"]]
+    offline = verify_bytes(bundle_bytes, pinned)
 
     chains = [_chain_context(c, store) for c in evidence.chains]
     services = sorted({c.deployment.service for c in evidence.chains})

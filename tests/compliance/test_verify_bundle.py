@@ -11,16 +11,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from compliance.ledger import notes
-from compliance.verify_bundle import (
-    FORMAT,
-    TOP_KEYS,
-    Malformed,
-    encode_bundle,
-    input_commitment,
-    load_key_file,
-    parse_bundle,
-    verify_bytes,
-)
+from compliance.ledger.offline.checks import verify_bytes
+from compliance.ledger.offline.commitments import input_commitment
+from compliance.ledger.offline.parse import FORMAT, TOP_KEYS, Malformed, encode_bundle, parse_bundle
+from compliance.ledger.offline.pinned import load_key_file
 from inference import digests
 
 

@@ -1,0 +1,46 @@
+"""Offline verifier for TraceLedger evidence bundles ("traceledger-evidence/v1").
+
+    python -m compliance.verify_bundle BUNDLE [--key PUBKEY ...] [--json]
+    python -m compliance.ledger.offline BUNDLE ...      (the same)
+
+Needs only the standard library and `cryptography`, plus three pure modules of
+the trust core (compliance.ledger: merkle, notes, dsse); no Django, no database, no network.  It checks
+every signature (the checkpoint note under the ledger key, witness cosignatures, each
+engine's DSSE envelope under the build key), every digest, every link of each chain
+(prediction → deployment → engine → build → ONNX model → commit → submitter), the
+inclusion proof of every ledger entry against the signed checkpoint, that each record
+equals the payload of its ledger entry, and a disclosed input against the prediction's
+salted commitment.  One verdict per link; exit status 0 only when everything holds.
+
+The bundle is one JSON document whose bytes must be exactly `encode_bundle()` of its
+content (sorted keys, no insignificant whitespace, ASCII with \\u escapes, one final
+newline): no byte of a bundle can change without verification failing.  Its fields:
+
+  format            "traceledger-evidence/v1"
+  scope             {kind: prediction, inference_id} | {kind: case, case_id, inference_id}
+                    | {kind: service, service, since, until}
+  checkpoint        {note}: the C2SP signed checkpoint note, with witness cosignatures
+  keys              {ledger: [vkey], build: [base64 raw Ed25519 key], witness: [vkey]}
+  predictions       [R] (prediction.recorded)
+  deployments       [{deployment R, engine_manifest (the DSSE envelope text as pinned),
+                      build R, build_started R, build_succeeded R, model R}]
+  alerts, case_events, key_registrations    [R]
+  disclosed_input   null | {inference_id, salt (hex), tensors: [{name, dtype, shape, data}]}
+
+where R = {record: the entry's payload, entry: {index, body: the entry's exact canonical
+JSON text, proof: [base64 RFC 9162 inclusion proof hashes at the checkpoint's size]}}.
+
+--key PUBKEY pins a trusted key (repeat it for the ledger, build and witness keys).
+A PUBKEY file holds one of:
+  * a C2SP verifier key line `name+hex8+base64(type || key)` (as published beside our
+    checkpoints; the name must then match too), one or more lines;
+  * a PEM "PUBLIC KEY" (SubjectPublicKeyInfo) Ed25519 key;
+  * the raw 32-byte Ed25519 key in base64 (or 64 hex digits), one or more lines.
+With --key, the checkpoint and every engine manifest must be signed by pinned keys.
+Without it the keys carried in the bundle are used, and the verifier says so: that
+proves integrity, not origin.
+
+The package: `parse` (the canonical bytes and the document's fields), `pinned` (key
+files), `results` (one verdict per link), `checks` (the Verifier, `verify_bytes`),
+`report` (the text verdict and the command line). Nothing here imports Django.
+"""

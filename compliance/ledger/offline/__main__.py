@@ -1,0 +1,5 @@
+import sys
+
+from compliance.ledger.offline.report import main
+
+sys.exit(main())
