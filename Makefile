@@ -61,7 +61,7 @@ check: install
 	$(PY) manage.py check
 	SECRET_KEY=ci-check-$$(date +%s)-not-a-real-secret-but-long-enough-for-django-checks \
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/test ALLOWED_HOSTS=traceledger.example.com \
-	DJANGO_SETTINGS_MODULE=compliance.settings_production $(PY) manage.py check --deploy --fail-level WARNING
+	DJANGO_SETTINGS_MODULE=compliance.project.settings_production $(PY) manage.py check --deploy --fail-level WARNING
 
 clean:
 	rm -rf var

@@ -7,8 +7,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance.api import ApiError
-from compliance.ids import parse_inference_id
 from compliance.ledger import proofs
+from compliance.lib.ids import parse_inference_id
 from compliance.models import VerificationRun
 
 

@@ -2,7 +2,7 @@
 pages show only the actions the user may take (the views enforce them again)."""
 from __future__ import annotations
 
-from compliance.roles import (
+from compliance.lib.roles import (
     ADMIN,
     AUDITOR,
     DECIDE_ROLES,

@@ -13,10 +13,10 @@ from django.views.decorators.http import require_http_methods
 
 from compliance.evidence import ExportError, Scope
 from compliance.exports import do_export_report, load_npz
-from compliance.ids import parse_inference_id
 from compliance.ledger import notes
+from compliance.lib.ids import parse_inference_id
+from compliance.lib.roles import READ_ROLES, actor_name, role_required
 from compliance.models import Checkpoint, SigningKey
-from compliance.roles import READ_ROLES, actor_name, role_required
 from lineage.models import Deployment, Prediction
 
 FORMATS = [("pdf", "PDF report"), ("bundle", "Evidence bundle (JSON)")]

@@ -25,7 +25,7 @@ from compliance.evidence import Evidence
 from compliance.ledger import notes
 from compliance.ledger.offline.checks import verify_bytes
 from compliance.ledger.offline.pinned import PinnedKey
-from compliance.store import default_store
+from compliance.lib.store import default_store
 from lineage.models import Deployment, EngineLoad, Prediction, PredictionSalt
 from lineage.trace import trace
 

@@ -17,11 +17,11 @@ from compliance.alerts import AlertError, do_acknowledge_alert
 from compliance.api import ApiError
 from compliance.forms import NotificationRuleForm
 from compliance.ledger import ledger
+from compliance.lib.roles import ADMIN, CASE_ROLES, DECIDE_ROLES, READ_ROLES, actor_name
 from compliance.models import Alert, Case, LedgerEntry, NotificationRule, SigningKey
 from compliance.notify import do_delete_rule, do_save_rule
 from compliance.optional import checkpoints
 from compliance.paging import page_for_api
-from compliance.roles import ADMIN, CASE_ROLES, DECIDE_ROLES, READ_ROLES, actor_name
 from compliance.verification import last_verification, run_verification
 from lineage.models import Prediction
 
@@ -125,7 +125,7 @@ class CaseList(APIView):
 
     def post(self, request):
         """Open a case on a prediction: {"inference_id", "kind", "summary", "legal_hold"}."""
-        from compliance.ids import parse_inference_id
+        from compliance.lib.ids import parse_inference_id
 
         data = _body(request)
         try:

@@ -1,5 +1,5 @@
 """Celery tasks of the compliance app, on the `default` queue: periodic ledger work run
-by Celery beat (or by compliance.scheduler on the embedded default) — signed
+by Celery beat (or by compliance.project.scheduler on the embedded default) — signed
 checkpoints and verification with an alert on failure — and alert notifications."""
 from __future__ import annotations
 

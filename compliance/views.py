@@ -30,11 +30,7 @@ from compliance.forms import (
     OpenCaseForm,
 )
 from compliance.ledger import ledger
-from compliance.models import Alert, Case, LedgerEntry, NotificationDelivery, NotificationRule
-from compliance.notify import KEY_PURPOSE, do_delete_rule, do_save_rule
-from compliance.optional import checkpoints
-from compliance.paging import page_for_view
-from compliance.roles import (
+from compliance.lib.roles import (
     ADMIN,
     CASE_ROLES,
     DECIDE_ROLES,
@@ -44,6 +40,10 @@ from compliance.roles import (
     has_role,
     role_required,
 )
+from compliance.models import Alert, Case, LedgerEntry, NotificationDelivery, NotificationRule
+from compliance.notify import KEY_PURPOSE, do_delete_rule, do_save_rule
+from compliance.optional import checkpoints
+from compliance.paging import page_for_view
 from compliance.verification import last_verification
 from lineage import charts, stats
 from lineage.models import Prediction
@@ -121,7 +121,7 @@ def ledger_entry(request, index):
 @require_POST
 def ledger_verify(request):
     """Open to auditors: verification only reads the ledger (and records its result)."""
-    from compliance.celery import app
+    from compliance.project.celery import app
     from compliance.tasks import verify_ledger_now
 
     verify_ledger_now.apply_async(args=[actor_name(request.user)], queue="default")

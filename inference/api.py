@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance.api import ApiError
-from compliance.roles import SERVICE
+from compliance.lib.roles import SERVICE
 from inference import ingest
 from inference.recorder import write_records
 

@@ -46,7 +46,7 @@ from django.utils import timezone as djtz
 
 from compliance.ledger import dsse, events, keys, ledger
 from compliance.ledger.canonical import canonical_json
-from compliance.store import default_store
+from compliance.lib.store import default_store
 from inference import parity
 from inference.backends import BackendUnavailable, BuildError, BuildSpec, get_backend
 from inference.backends.tensorrt_input import prepare_input

@@ -3,7 +3,7 @@ deployment's pinned digest and its manifest verifies under a registered, unrevok
 build key.  The bytes that are hashed are the bytes that are loaded: the store file is
 hashed once, through a memory mapping held under a read lease, and the same mapping is
 handed to the backend; a write to the file while it is held turns the verdict into a
-refusal (see compliance.store.pinned; without a lease the bytes are read once into
+refusal (see compliance.lib.store.pinned; without a lease the bytes are read once into
 private memory instead).
 
 Every attempt is an EngineLoad with its verdict and a ledger entry; any refusal also
@@ -19,7 +19,7 @@ from typing import Iterator
 from django.db import transaction
 
 from compliance.ledger import events, ledger
-from compliance.store import Pinned, default_store
+from compliance.lib.store import Pinned, default_store
 from inference.backends import get_backend
 from inference.backends.base import Runner
 from lineage.actions import host_name, live_deployment

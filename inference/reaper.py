@@ -15,7 +15,7 @@ from django.db import close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone as djtz
 
-from compliance.store import default_store
+from compliance.lib.store import default_store
 from lineage.models import Build
 
 log = logging.getLogger("traceledger.build")

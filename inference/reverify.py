@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.ledger import events, ledger
-from compliance.store import default_store, hash_file
+from compliance.lib.store import default_store, hash_file
 from lineage.models import Engine, EngineLoad
 
 

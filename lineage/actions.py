@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.ledger import ledger
-from compliance.store import TooLarge, default_store
+from compliance.lib.store import TooLarge, default_store
 from inference import onnx_model, specs
 from lineage.models import Build, CalibrationSet, Deployment, Engine, ModelSource, Prediction, PredictionSalt
 

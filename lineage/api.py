@@ -11,11 +11,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance.api import ApiError
-from compliance.ids import parse_inference_id
 from compliance.ledger import ledger
+from compliance.lib.ids import parse_inference_id
+from compliance.lib.roles import ADMIN, ENGINEER, SERVICE, actor_name
 from compliance.optional import inclusion_status
 from compliance.paging import page_for_api
-from compliance.roles import ADMIN, ENGINEER, SERVICE, actor_name
 from inference import specs
 from inference.loader import EngineRefused
 from inference.runtime import AuditedService

@@ -12,9 +12,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from compliance.lib.roles import READ_ROLES, WRITE_ROLES, actor_name, role_required
+from compliance.lib.store import default_store
 from compliance.paging import page_for_view
-from compliance.roles import READ_ROLES, WRITE_ROLES, actor_name, role_required
-from compliance.store import default_store
 from inference.backends import BACKENDS
 from inference.backends.base import PRECISIONS
 from lineage import actions, charts

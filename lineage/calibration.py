@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 
 from compliance.ledger import ledger
-from compliance.store import TooLarge, default_store
+from compliance.lib.store import TooLarge, default_store
 from inference import specs
 from lineage.actions import ActionError
 from lineage.models import CalibrationSet, ModelSource

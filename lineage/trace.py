@@ -12,8 +12,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from compliance.ledger import ledger
+from compliance.lib.store import default_store
 from compliance.models import LedgerEntry
-from compliance.store import default_store
 from lineage.models import Prediction
 
 

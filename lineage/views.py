@@ -10,12 +10,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from compliance.ids import parse_inference_id
 from compliance.ledger import ledger
+from compliance.lib.ids import parse_inference_id
+from compliance.lib.roles import READ_ROLES, actor_name, role_required
 from compliance.models import Alert, Case
 from compliance.optional import inclusion_status, url_or_none
 from compliance.paging import CursorError, keyset_page, parse_limit
-from compliance.roles import READ_ROLES, actor_name, role_required
 from lineage import charts, stats
 from lineage.graph import lineage_spec, trace_spec
 from lineage.models import Deployment, ModelSource, Prediction

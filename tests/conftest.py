@@ -56,7 +56,7 @@ def _fresh_django_cache():
 def make_user(username: str, role: str | None):
     from django.contrib.auth.models import Group, User
 
-    from compliance.roles import ensure_groups
+    from compliance.lib.roles import ensure_groups
 
     ensure_groups()
     user = User.objects.create_user(username, f"{username}@example.com", PASSWORD)
@@ -108,7 +108,7 @@ def worker_env() -> dict:
     env = dict(os.environ)
     env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     env["TRACELEDGER_HOME"] = str(settings.TRACELEDGER_HOME)
-    env["DJANGO_SETTINGS_MODULE"] = "compliance.settings"
+    env["DJANGO_SETTINGS_MODULE"] = "compliance.project.settings"
     env["PYTHONPATH"] = str(ROOT)
     return env
 
@@ -123,7 +123,7 @@ class Worker:
     def start(self) -> "Worker":
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "compliance", "worker", "-Q", self.queues, "-c", "1",
+            [sys.executable, "-m", "celery", "-A", "compliance.project", "worker", "-Q", self.queues, "-c", "1",
              "--prefetch-multiplier", "1", "-l", "info", "--without-gossip", "--without-mingle",
              "--without-heartbeat", "-n", f"test-{os.getpid()}-{time.time_ns()}@%h"],
             cwd=ROOT, env=worker_env() | self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -200,7 +200,7 @@ def register(onnx_bytes: bytes, name: str = "m", commit: str = "a" * 40, user: s
 @pytest.fixture
 def eager():
     """Run Celery tasks in this process, for tests that have no worker."""
-    from compliance.celery import app
+    from compliance.project.celery import app
 
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = True

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.db import transaction
 
-from compliance.store import default_store
+from compliance.lib.store import default_store
 from inference.builder import run_build
 from inference.loader import EngineRefused, load_verified
 from inference.runtime import AuditedService

@@ -93,7 +93,7 @@ def _digest(*parts) -> str:
 
 def _payload(i: int) -> dict:
     """A prediction record's ledger payload, the commonest entry."""
-    from compliance.ids import uuid7
+    from compliance.lib.ids import uuid7
 
     return {"inference_id": str(uuid7()), "deployment_id": 1 + i % 7, "engine_sha256": _digest("engine", i % 7),
             "input_digest": _digest("in", i), "output_digest": _digest("out", i),

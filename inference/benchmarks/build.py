@@ -1,7 +1,7 @@
 """`manage.py bench build`: engine hashing, load-time verification and audited-build
 overhead, each against a baseline measured in the same run on the same input.
 
-hash_ratio            our engine hashing (compliance.store.hash_file) throughput over
+hash_ratio            our engine hashing (compliance.lib.store.hash_file) throughput over
                       `openssl dgst -sha256`'s on the same 1 GiB file (goal >= 0.95)
 verify_ratio          our full load-time verification of a 1 GiB engine (the verified
                       loader's check: file hashed through a mapping held under a read
@@ -85,7 +85,7 @@ def _sandbox():
 
 
 def bench_hash(path: Path, rounds: int) -> dict:
-    from compliance.store import hash_file
+    from compliance.lib.store import hash_file
 
     ours, openssl = [], []
     expected = subprocess.run(["openssl", "dgst", "-sha256", "-r", str(path)], check=True,
@@ -109,7 +109,7 @@ def _deployment_for(path: Path):
     """Rows for a deployed, signed engine whose bytes are the file at `path`."""
     from compliance.ledger import dsse, keys
     from compliance.ledger.canonical import canonical_json
-    from compliance.store import default_store, hash_file
+    from compliance.lib.store import default_store, hash_file
     from lineage.models import Build, Deployment, Engine, ModelSource
 
     store = default_store()
@@ -224,7 +224,7 @@ def _bench_one_build(tmp: Path, *, name: str, onnx_bytes: bytes, calibration: di
 
     import numpy as np
 
-    from compliance.store import default_store
+    from compliance.lib.store import default_store
     from inference.backends.base import BuildSpec
     from inference.backends.onnxruntime import OnnxRuntimeBackend
     from inference.builder import run_build

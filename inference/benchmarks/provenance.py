@@ -38,8 +38,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.test.utils import override_settings
 
-from compliance.ids import uuid7
 from compliance.ledger import keys
+from compliance.lib.ids import uuid7
 from inference import samples
 from inference.provenance import ProvenanceRecord, uuid7_text
 from inference.recorder import BufferedRecorder
@@ -59,7 +59,7 @@ def scratch_environment():
     test = db.setdefault("TEST", {})
     saved_test_name = test.get("NAME")
     test["NAME"] = f"{db['NAME']}_bench" if connection.vendor == "postgresql" else str(home / "bench.sqlite3")
-    from compliance.celery import app as celery_app
+    from compliance.project.celery import app as celery_app
 
     eager = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = True  # builds run in-process, as in the embedded default
@@ -93,7 +93,7 @@ def deploy(onnx_bytes: bytes, service: str):
 
 
 def plain_session(deployment):
-    from compliance.store import default_store
+    from compliance.lib.store import default_store
     from inference.backends import get_backend
 
     # the same engine bytes and session options the verified loader uses

@@ -61,8 +61,8 @@ def _use_database(name: str) -> None:
 
 
 def _seed_real(home: str):
-    from compliance.celery import app
-    from compliance.roles import ensure_groups
+    from compliance.lib.roles import ensure_groups
+    from compliance.project.celery import app
     from inference import samples
     from inference.runtime import AuditedService
     from lineage.actions import do_deploy, do_register_model, do_request_build
@@ -90,9 +90,9 @@ def _seed_real(home: str):
 def _bulk_predictions(deployments, count: int, chunk: int = 50_000) -> None:
     """COPY `count` predictions spread over the last 7 days and their ledger leaves,
     in chunks so that memory stays flat."""
-    from compliance.ids import uuid7
     from compliance.ledger import ledger, merkle
     from compliance.ledger.canonical import canonical_json
+    from compliance.lib.ids import uuid7
     from compliance.models import LedgerHead
     from lineage.models import PredictionBatch
 

@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth.models import Group
 
 from compliance.cases import CaseError, do_add_case_note, do_close_case, do_decide_case, do_open_case
+from compliance.lib.roles import REVIEWER
 from compliance.models import Case, LedgerEntry
-from compliance.roles import REVIEWER
 from tests.dashboard_data import seed
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]

@@ -91,7 +91,7 @@ def test_it_orders_concurrent_writers(transactional_db, tmp_path):
         return
     # SQLite: a file database shared by two processes (the test database lives in memory)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env |= {"TRACELEDGER_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "compliance.settings",
+    env |= {"TRACELEDGER_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "compliance.project.settings",
             "PYTHONPATH": str(ROOT), "TRACELEDGER_KEYS_DIR": str(settings.TRACELEDGER_KEYS_DIR)}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     writers = run_writers(env, 2, 2, tmp_path)

@@ -10,8 +10,8 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from compliance.ids import uuid7
 from compliance.ledger import checkpoints, ledger, merkle, notes
+from compliance.lib.ids import uuid7
 from compliance.models import LedgerEntry
 from tests.conftest import PASSWORD, on_postgres
 

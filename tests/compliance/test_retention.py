@@ -16,8 +16,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
-from compliance.ids import uuid7
 from compliance.ledger import ledger
+from compliance.lib.ids import uuid7
 from compliance.models import LedgerEntry
 from compliance.retention import do_apply_retention, held_inference_ids
 from inference import digests
@@ -111,7 +111,7 @@ def test_it_applies_retention_from_the_command_line(service):
 def test_it_refuses_less_than_six_months_in_production():
     assert settings.TRACELEDGER_RETENTION_DAYS == 190
     env = dict(os.environ, SECRET_KEY="x" * 60, DATABASE_URL="postgres://u@127.0.0.1:5432/x", ALLOWED_HOSTS="a.example",
-               TRACELEDGER_RETENTION_DAYS="90", DJANGO_SETTINGS_MODULE="compliance.settings_production")
+               TRACELEDGER_RETENTION_DAYS="90", DJANGO_SETTINGS_MODULE="compliance.project.settings_production")
     probe = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=60)
     assert probe.returncode != 0 and "TRACELEDGER_RETENTION_DAYS must be at least 183" in probe.stderr

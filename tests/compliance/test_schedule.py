@@ -12,7 +12,7 @@ from django.db import OperationalError
 
 from compliance.ledger import checkpoints, ledger, notes
 from compliance.models import Checkpoint, LedgerEntry, VerificationRun
-from compliance.scheduler import Job, Scheduler, jobs_from_settings
+from compliance.project.scheduler import Job, Scheduler, jobs_from_settings
 from tests.conftest import ROOT, worker_env
 
 pytestmark = [pytest.mark.embedded]
@@ -67,7 +67,7 @@ def test_checkpoints_and_verifications_happen_on_schedule(worker, settings, tmp_
                               "TRACELEDGER_VERIFY_FULL_INTERVAL_S": "0"}
         log = open(tmp_path / "beat.log", "wb")
         beat = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "compliance", "beat", "-l", "info",
+            [sys.executable, "-m", "celery", "-A", "compliance.project", "beat", "-l", "info",
              "-s", str(tmp_path / "beat-schedule"), "--pidfile", str(tmp_path / "beat.pid")],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         stop = beat.terminate
@@ -75,10 +75,10 @@ def test_checkpoints_and_verifications_happen_on_schedule(worker, settings, tmp_
         settings.TRACELEDGER_INPROCESS_SCHEDULER = True
         settings.CELERY_BEAT_SCHEDULE = {name: entry | {"schedule": 0.3}
                                          for name, entry in settings.CELERY_BEAT_SCHEDULE.items()}
-        import compliance.wsgi
+        import compliance.project.wsgi
 
-        importlib.reload(compliance.wsgi)  # what runserver and WSGI servers import
-        from compliance import scheduler
+        importlib.reload(compliance.project.wsgi)  # what runserver and WSGI servers import
+        from compliance.project import scheduler
 
         thread = scheduler._running
         assert thread is not None and thread.is_alive()

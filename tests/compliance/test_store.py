@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from compliance.store import pinned
+from compliance.lib.store import pinned
 
 pytestmark = [pytest.mark.embedded]
 

@@ -9,7 +9,7 @@ from tests.conftest import register
 
 
 def deploy_model(onnx_bytes: bytes, service: str, name: str = "m"):
-    from compliance.celery import app as celery_app
+    from compliance.project.celery import app as celery_app
     from inference.builder import run_build
     from lineage.actions import do_deploy, do_request_build
     from lineage.models import Build

@@ -14,8 +14,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from compliance.ledger import ledger
+from compliance.lib.store import default_store
 from compliance.models import Alert, LedgerEntry
-from compliance.store import default_store
 from inference.reaper import reap_builds
 from lineage.actions import ActionError, do_cancel_build, do_request_build
 from lineage.models import Build, Engine

@@ -15,8 +15,8 @@ from django.test import override_settings
 
 from compliance.ledger import dsse, ledger
 from compliance.ledger.canonical import canonical_json
+from compliance.lib.store import default_store
 from compliance.models import Alert, LedgerEntry
-from compliance.store import default_store
 from inference import samples
 from inference.backends.onnxruntime import OnnxRuntimeBackend
 from inference.builder import run_build

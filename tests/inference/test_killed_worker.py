@@ -9,8 +9,8 @@ import pytest
 from django.conf import settings
 
 from compliance.ledger import ledger
+from compliance.lib.store import default_store
 from compliance.models import Alert, LedgerEntry
-from compliance.store import default_store
 from inference import samples
 from lineage.actions import do_request_build
 from lineage.models import Build, Engine

@@ -12,8 +12,8 @@ import pytest
 from django.core.management import call_command
 
 from compliance.ledger import dsse, ledger
+from compliance.lib.store import default_store
 from compliance.models import Alert, LedgerEntry
-from compliance.store import default_store
 from inference.loader import EngineRefused
 from inference.reverify import reverify_engines
 from inference.runtime import AuditedService

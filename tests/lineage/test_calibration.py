@@ -12,8 +12,8 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from compliance.ledger import ledger
+from compliance.lib.store import default_store
 from compliance.models import LedgerEntry
-from compliance.store import default_store
 from lineage.actions import ActionError
 from lineage.calibration import do_register_calibration, register_calibration_file
 from lineage.models import CalibrationSet

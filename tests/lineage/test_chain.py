@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from compliance.ledger import ledger
+from compliance.lib.store import default_store
 from compliance.models import Alert, LedgerEntry
-from compliance.store import default_store
 from inference import digests
 from inference.loader import EngineRefused, check_deployment
 from inference.runtime import AuditedService

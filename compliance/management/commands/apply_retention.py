@@ -1,6 +1,6 @@
 import getpass
 
-from compliance.cli import ContractCommand
+from compliance.lib.cli import ContractCommand
 from compliance.retention import do_apply_retention
 
 

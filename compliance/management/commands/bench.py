@@ -8,7 +8,7 @@ import pkgutil
 
 from django.apps import apps
 
-from compliance.cli import ContractCommand
+from compliance.lib.cli import ContractCommand
 
 LOCAL_APPS = ("compliance", "lineage", "inference")
 

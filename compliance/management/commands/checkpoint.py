@@ -1,5 +1,5 @@
-from compliance.cli import ContractCommand
 from compliance.ledger.checkpoints import make_checkpoint
+from compliance.lib.cli import ContractCommand
 
 
 class Command(ContractCommand):

@@ -2,8 +2,8 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from compliance.cli import ContractCommand
-from compliance.roles import SERVICE, ensure_groups
+from compliance.lib.cli import ContractCommand
+from compliance.lib.roles import SERVICE, ensure_groups
 
 
 class Command(ContractCommand):

@@ -16,10 +16,10 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 
-from compliance import roles
-from compliance.cli import ContractCommand
 from compliance.ledger.checkpoints import make_checkpoint
-from compliance.store import default_store
+from compliance.lib import roles
+from compliance.lib.cli import ContractCommand
+from compliance.lib.store import default_store
 from inference import samples
 from inference.loader import EngineRefused, load_verified
 from inference.recorder import ListRecorder

@@ -3,10 +3,10 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
-from compliance.cli import ContractCommand
 from compliance.evidence import Scope, parse_time
 from compliance.exports import do_export_report, load_npz, write_atomically
-from compliance.ids import parse_inference_id
+from compliance.lib.cli import ContractCommand
+from compliance.lib.ids import parse_inference_id
 
 
 class Command(ContractCommand):

@@ -1,8 +1,8 @@
 import argparse
 import getpass
 
-from compliance.cli import ContractCommand
 from compliance.ledger import keys
+from compliance.lib.cli import ContractCommand
 
 
 class Command(ContractCommand):

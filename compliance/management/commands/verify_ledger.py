@@ -1,5 +1,5 @@
-from compliance.cli import ContractCommand
 from compliance.ledger.verify import verify_ledger
+from compliance.lib.cli import ContractCommand
 
 
 class Command(ContractCommand):

@@ -1,5 +1,5 @@
-from compliance.cli import ContractCommand
 from compliance.ledger.witness import Witness
+from compliance.lib.cli import ContractCommand
 
 
 class Command(ContractCommand):

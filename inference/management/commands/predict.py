@@ -2,7 +2,7 @@ import os
 
 import numpy as np
 
-from compliance.cli import ContractCommand
+from compliance.lib.cli import ContractCommand
 from inference.runtime import AuditedService
 
 

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError
 
-from compliance.cli import ContractCommand
+from compliance.lib.cli import ContractCommand
 from inference.provenance import ProvenanceRecord
 from inference.recorder import BufferedRecorder, write_records
 from inference.spool import RejectedFile, SpoolBusy

@@ -1,4 +1,4 @@
-from compliance.cli import ContractCommand
+from compliance.lib.cli import ContractCommand
 from inference.reverify import reverify_engines
 
 

@@ -1,6 +1,6 @@
 import time
 
-from compliance.cli import ContractCommand
+from compliance.lib.cli import ContractCommand
 from inference.specs import parse_profile
 from lineage.actions import check_build_request, do_request_build, get_model
 from lineage.management.commands.register_model import ci_commit, ci_user

@@ -1,4 +1,4 @@
-from compliance.cli import ContractCommand
+from compliance.lib.cli import ContractCommand
 from lineage.actions import do_cancel_build, get_build
 from lineage.management.commands.register_model import ci_user
 

@@ -1,4 +1,4 @@
-from compliance.cli import ContractCommand
+from compliance.lib.cli import ContractCommand
 from lineage.actions import do_deploy, get_engine
 from lineage.management.commands.register_model import ci_user
 

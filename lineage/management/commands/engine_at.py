@@ -1,4 +1,4 @@
-from compliance.cli import ContractCommand
+from compliance.lib.cli import ContractCommand
 from lineage.queries import engine_at, parse_time
 
 

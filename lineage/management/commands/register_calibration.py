@@ -1,4 +1,4 @@
-from compliance.cli import ContractCommand
+from compliance.lib.cli import ContractCommand
 from lineage.actions import get_model
 from lineage.calibration import register_calibration_file
 from lineage.management.commands.register_model import ci_user

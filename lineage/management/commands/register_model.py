@@ -1,7 +1,7 @@
 import getpass
 import os
 
-from compliance.cli import ContractCommand
+from compliance.lib.cli import ContractCommand
 from lineage.actions import do_register_model
 
 

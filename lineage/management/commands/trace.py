@@ -1,5 +1,5 @@
-from compliance.cli import ContractCommand
-from compliance.ids import parse_inference_id
+from compliance.lib.cli import ContractCommand
+from compliance.lib.ids import parse_inference_id
 from lineage.trace import trace
 
 

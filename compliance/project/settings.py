@@ -2,7 +2,7 @@
 
 Embedded default (no variables set): SQLite under TRACELEDGER_HOME, tasks run
 in-process, keys generated into TRACELEDGER_HOME/keys.  Production sets
-DATABASE_URL, REDIS_URL, SECRET_KEY and uses compliance.settings_production.
+DATABASE_URL, REDIS_URL, SECRET_KEY and uses compliance.project.settings_production.
 """
 import os
 from pathlib import Path
@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 import plotly
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]  # the repository root (compliance/project/settings.py)
 
 
 def envbool(name: str, default: str = "False") -> bool:
@@ -82,8 +82,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "compliance.urls"
-WSGI_APPLICATION = "compliance.wsgi.application"
+ROOT_URLCONF = "compliance.project.urls"
+WSGI_APPLICATION = "compliance.project.wsgi.application"
 
 TEMPLATES = [
     {
@@ -146,7 +146,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["compliance.roles.RolePermission"],
+    "DEFAULT_PERMISSION_CLASSES": ["compliance.lib.roles.RolePermission"],
     "EXCEPTION_HANDLER": "compliance.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "compliance.schema.TraceLedgerSchema",
@@ -157,7 +157,7 @@ SPECTACULAR_SETTINGS = {
                    "traces, alerts, cases and the ledger. Errors are {\"error\": one line}.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["compliance.roles.RolePermission"],
+    "SERVE_PERMISSIONS": ["compliance.lib.roles.RolePermission"],
     # Swagger UI and ReDoc from the drf-spectacular-sidecar package: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -201,7 +201,7 @@ TRACELEDGER_CHECKPOINT_INTERVAL_S = envint("TRACELEDGER_CHECKPOINT_INTERVAL_S", 
 TRACELEDGER_VERIFY_INTERVAL_S = envint("TRACELEDGER_VERIFY_INTERVAL_S", "900")
 TRACELEDGER_VERIFY_FULL_INTERVAL_S = envint("TRACELEDGER_VERIFY_FULL_INTERVAL_S", "86400")
 # Celery beat runs the schedule when REDIS_URL is set; otherwise the web process runs it
-# on a thread (compliance.scheduler), so the embedded default needs no extra process.
+# on a thread (compliance.project.scheduler), so the embedded default needs no extra process.
 TRACELEDGER_INPROCESS_SCHEDULER = envbool("TRACELEDGER_INPROCESS_SCHEDULER", "False" if REDIS_URL else "True")
 CELERY_BEAT_SCHEDULE = {
     name: {"task": task, "schedule": float(every), "kwargs": kwargs}

@@ -4,7 +4,7 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "compliance.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "compliance.project.settings")
 
 app = Celery("traceledger")
 app.config_from_object("django.conf:settings", namespace="CELERY")

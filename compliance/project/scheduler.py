@@ -2,7 +2,7 @@
 runs in production (settings.CELERY_BEAT_SCHEDULE), on a daemon thread of the web
 process, so `make run` needs no beat and no broker.
 
-It starts from compliance/wsgi.py, which both `runserver` (in its serving process, not
+It starts from compliance/project/wsgi.py, which both `runserver` (in its serving process, not
 the autoreloader's parent) and WSGI servers import; it stays off when REDIS_URL is set
 (Celery beat's job then) or TRACELEDGER_INPROCESS_SCHEDULER is False.  Two web
 processes running it at once are harmless: a checkpoint of an unchanged tree is the

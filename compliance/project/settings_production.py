@@ -1,13 +1,13 @@
 """Production settings: everything secret or host-specific comes from the environment.
 
-DJANGO_SETTINGS_MODULE=compliance.settings_production requires SECRET_KEY,
+DJANGO_SETTINGS_MODULE=compliance.project.settings_production requires SECRET_KEY,
 DATABASE_URL and ALLOWED_HOSTS; `manage.py check --deploy` is clean with them.
 """
 import os
 
 from django.core.exceptions import ImproperlyConfigured
 
-from compliance.settings import *  # noqa: F403
+from compliance.project.settings import *  # noqa: F403
 
 DEBUG = False
 for _name in ("SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS"):
