@@ -6,8 +6,8 @@ class ComplianceConfig(AppConfig):
     verbose_name = "Compliance"
 
     def ready(self) -> None:
-        from compliance.alerts import on_security_event
+        from compliance.investigation.alerts import on_security_event
         from compliance.ledger.events import security_event
         from compliance.project import celery  # noqa: F401  (binds shared tasks to our app)
 
-        security_event.connect(on_security_event, dispatch_uid="compliance.alerts")
+        security_event.connect(on_security_event, dispatch_uid="compliance.investigation.alerts")

@@ -262,7 +262,7 @@ class VerificationRun(models.Model):
 class Case(models.Model):
     """An investigation opened from one prediction: a data subject's GDPR Art. 22
     contest or an internal review.  Every step (open, note, decide, close) goes
-    through compliance.cases and is a ledger entry; the row holds the current state."""
+    through compliance.investigation.cases and is a ledger entry; the row holds the current state."""
 
     GDPR_ART22, INTERNAL_REVIEW = "gdpr_art22", "internal_review"
     KINDS = [(GDPR_ART22, "GDPR Art. 22 contest"), (INTERNAL_REVIEW, "Internal review")]

@@ -22,13 +22,13 @@ def verify_ledger(since_last: bool = True) -> bool:
 
 @shared_task(name="compliance.tasks.send_alert_notifications", acks_late=True, ignore_result=True)
 def send_alert_notifications(alert_id: int) -> None:
-    from compliance.notify import deliver
+    from compliance.investigation.notify import deliver
 
     deliver(alert_id)
 
 
 @shared_task(name="compliance.tasks.verify_ledger_now", acks_late=True, ignore_result=True)
 def verify_ledger_now(actor: str) -> None:
-    from compliance.verification import run_verification
+    from compliance.investigation.ledger_checks import run_verification
 
     run_verification(actor=actor)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from compliance.alerts import raise_alert
-from compliance.cases import do_open_case
+from compliance.investigation.alerts import raise_alert
+from compliance.investigation.cases import do_open_case
 from compliance.models import NotificationRule
 from tests.dashboard_data import seed
 

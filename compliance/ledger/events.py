@@ -1,7 +1,7 @@
 """What the trust core reports upward. The core decides verdicts; it does not decide who
 is told or how. A check that finds something a person must look at (a ledger that no
 longer verifies, a witness that saw a fork, an engine refused) sends `security_event`,
-and the investigation layer above (compliance.alerts) turns it into an Alert with its
+and the investigation layer above (compliance.investigation.alerts) turns it into an Alert with its
 ledger entry and notifications. Receivers run synchronously, inside the sender's
 transaction, exactly as a direct call would.
 

@@ -95,7 +95,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "compliance.context.dashboard",
+                "compliance.web.context.dashboard",
             ],
         },
     },
@@ -147,9 +147,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["compliance.lib.roles.RolePermission"],
-    "EXCEPTION_HANDLER": "compliance.api.exception_handler",
+    "EXCEPTION_HANDLER": "compliance.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_SCHEMA_CLASS": "compliance.schema.TraceLedgerSchema",
+    "DEFAULT_SCHEMA_CLASS": "compliance.api.schema.TraceLedgerSchema",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "TraceLedger API",
@@ -167,7 +167,7 @@ SPECTACULAR_SETTINGS = {
 # /metrics: Prometheus scrapers send `Authorization: Bearer <token>`; people with a read
 # role may open it logged in. Empty token: logged-in access only.
 TRACELEDGER_METRICS_TOKEN = os.environ.get("TRACELEDGER_METRICS_TOKEN", "")
-# Extra metric collectors (dotted paths to functions returning compliance.metrics.Metric
+# Extra metric collectors (dotted paths to functions returning compliance.web.metrics.Metric
 # lists); a path whose module does not exist is skipped.
 TRACELEDGER_METRICS_COLLECTORS = [p for p in os.environ.get("TRACELEDGER_METRICS_COLLECTORS", "").split(",") if p]
 

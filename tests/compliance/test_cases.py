@@ -7,7 +7,13 @@ import json
 import pytest
 from django.contrib.auth.models import Group
 
-from compliance.cases import CaseError, do_add_case_note, do_close_case, do_decide_case, do_open_case
+from compliance.investigation.cases import (
+    CaseError,
+    do_add_case_note,
+    do_close_case,
+    do_decide_case,
+    do_open_case,
+)
 from compliance.lib.roles import REVIEWER
 from compliance.models import Case, LedgerEntry
 from tests.dashboard_data import seed

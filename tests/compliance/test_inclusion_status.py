@@ -5,7 +5,7 @@ import pytest
 
 from compliance.ledger import checkpoints, dbguards, ledger
 from compliance.models import LedgerEntry
-from compliance.optional import inclusion_status
+from compliance.web.ledger_status import inclusion_status
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 

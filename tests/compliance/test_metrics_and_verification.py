@@ -6,10 +6,10 @@ import json
 import pytest
 from django.db import connection
 
-from compliance import metrics
+from compliance.investigation.ledger_checks import last_verification, run_verification
 from compliance.ledger import dbguards
 from compliance.models import Alert, LedgerEntry
-from compliance.verification import last_verification, run_verification
+from compliance.web import metrics
 from tests.dashboard_data import seed, tamper_and_load
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from django.core import mail
 
-from compliance.alerts import raise_alert
+from compliance.investigation.alerts import raise_alert
+from compliance.investigation.notify import deliver, verify_webhook
 from compliance.ledger import keys
 from compliance.models import LedgerEntry, NotificationDelivery, NotificationRule
-from compliance.notify import deliver, verify_webhook
 
 pytestmark = [pytest.mark.embedded]
 

@@ -27,8 +27,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from pypdf import PdfReader
 
-from compliance.evidence import Scope
-from compliance.exports import do_export_report
+from compliance.investigation.evidence import Scope
+from compliance.investigation.exports import do_export_report
 from compliance.ledger import dsse, ledger, merkle, notes
 from compliance.ledger.canonical import canonical_json
 from compliance.ledger.keys import public_raw
@@ -370,7 +370,7 @@ def test_it_exports_a_service_over_a_time_window(demo, tmp_path):
 
 
 def test_it_exports_a_case_with_its_events(demo, tmp_path):
-    from compliance.cases import do_add_case_note, do_decide_case, do_open_case
+    from compliance.investigation.cases import do_add_case_note, do_decide_case, do_open_case
     from lineage.models import Prediction
 
     iid = demo["disputed_inference_id"]

@@ -16,10 +16,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
+from compliance.investigation.retention import do_apply_retention, held_inference_ids
 from compliance.ledger import ledger
 from compliance.lib.ids import uuid7
 from compliance.models import LedgerEntry
-from compliance.retention import do_apply_retention, held_inference_ids
 from inference import digests
 from inference.builder import run_build
 from inference.recorder import ProvenanceRecord, write_records
@@ -82,7 +82,7 @@ def test_it_erases_only_salts_past_retention_and_keeps_every_ledger_row(service)
 
 
 def test_it_keeps_salts_under_legal_hold(service):
-    from compliance.cases import do_open_case
+    from compliance.investigation.cases import do_open_case
     from lineage.models import Prediction
 
     held = record_old_prediction(service, days_ago=400)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta, timezone
 
-from compliance import svgcharts
+from compliance.investigation import svgcharts
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)

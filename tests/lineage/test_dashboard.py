@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from compliance.models import LedgerEntry
-from lineage import charts, graph
+from compliance.web import charts, graph
 from lineage.models import Build, Deployment, ModelSource
 from lineage.trace import trace
 from tests.dashboard_data import seed, tamper_and_load

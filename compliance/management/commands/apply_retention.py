@@ -1,7 +1,7 @@
 import getpass
 
+from compliance.investigation.retention import do_apply_retention
 from compliance.lib.cli import ContractCommand
-from compliance.retention import do_apply_retention
 
 
 class Command(ContractCommand):

@@ -3,8 +3,8 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
-from compliance.evidence import Scope, parse_time
-from compliance.exports import do_export_report, load_npz, write_atomically
+from compliance.investigation.evidence import Scope, parse_time
+from compliance.investigation.exports import do_export_report, load_npz, write_atomically
 from compliance.lib.cli import ContractCommand
 from compliance.lib.ids import parse_inference_id
 

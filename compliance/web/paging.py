@@ -95,7 +95,7 @@ def page_for_view(request, query, keys: tuple[str, ...]) -> Page:
 
 def page_for_api(query, request, keys: tuple[str, ...] = ("id",), to_dict=lambda row: row.to_dict()) -> dict:
     """One API page: {"results": [...], "next_cursor": str | null}; a bad cursor is a 400."""
-    from compliance.api import ApiError
+    from compliance.api.errors import ApiError
 
     try:
         page = keyset_page(query, keys, cursor=request.query_params.get("cursor"),

@@ -20,8 +20,8 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from compliance import retention, svgcharts
-from compliance.evidence import Evidence
+from compliance.investigation import retention, svgcharts
+from compliance.investigation.evidence import Evidence
 from compliance.ledger import notes
 from compliance.ledger.offline.checks import verify_bytes
 from compliance.ledger.offline.pinned import PinnedKey

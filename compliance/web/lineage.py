@@ -14,10 +14,10 @@ from compliance.ledger import ledger
 from compliance.lib.ids import parse_inference_id
 from compliance.lib.roles import READ_ROLES, actor_name, role_required
 from compliance.models import Alert, Case
-from compliance.optional import inclusion_status, url_or_none
-from compliance.paging import CursorError, keyset_page, parse_limit
-from lineage import charts, stats
-from lineage.graph import lineage_spec, trace_spec
+from compliance.web import charts, stats
+from compliance.web.graph import lineage_spec, trace_spec
+from compliance.web.ledger_status import inclusion_status, url_or_none
+from compliance.web.paging import CursorError, keyset_page, parse_limit
 from lineage.models import Deployment, ModelSource, Prediction
 from lineage.trace import trace
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from django.db import transaction
 
-from compliance.evidence import Evidence, Scope, collect, disclosed_input
+from compliance.investigation.evidence import Evidence, Scope, collect, disclosed_input
+from compliance.investigation.reports import build_context, render_pdf
 from compliance.ledger import ledger
-from compliance.reports import build_context, render_pdf
 
 
 @dataclass

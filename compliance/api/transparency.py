@@ -6,7 +6,7 @@ from __future__ import annotations
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from compliance.api import ApiError
+from compliance.api.errors import ApiError
 from compliance.ledger import proofs
 from compliance.lib.ids import parse_inference_id
 from compliance.models import VerificationRun

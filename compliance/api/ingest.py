@@ -16,7 +16,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from compliance.api import ApiError
+from compliance.api.errors import ApiError
 from compliance.lib.roles import SERVICE
 from inference import ingest
 from inference.recorder import write_records

@@ -27,7 +27,7 @@ class Node:
 
 def graph_spec(nodes: list[Node], edges: list[tuple[str, str]], *, height: int = 280,
                legend: dict[str, str] | None = None) -> dict:
-    """The figure as a plain plotly specification (see lineage.charts for why)."""
+    """The figure as a plain plotly specification (see compliance.web.charts for why)."""
     at = {n.id: n for n in nodes}
     drawn = [(at[a], at[b]) for a, b in edges if a in at and b in at]
     xs, ys = [], []

@@ -10,12 +10,12 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from compliance.api import ApiError
+from compliance.api.errors import ApiError
 from compliance.ledger import ledger
 from compliance.lib.ids import parse_inference_id
 from compliance.lib.roles import ADMIN, ENGINEER, SERVICE, actor_name
-from compliance.optional import inclusion_status
-from compliance.paging import page_for_api
+from compliance.web.ledger_status import inclusion_status
+from compliance.web.paging import page_for_api
 from inference import specs
 from inference.loader import EngineRefused
 from inference.runtime import AuditedService
@@ -69,7 +69,7 @@ class BuildList(APIView):
 
     def get(self, request):
         """List builds, newest first, filtered."""
-        from lineage.build_views import filter_builds
+        from compliance.web.builds import filter_builds
 
         return Response(page_for_api(filter_builds(request.query_params, Build.objects.select_related("engine")), request))
 
@@ -99,7 +99,7 @@ class BuildList(APIView):
 class BuildDetail(APIView):
     def get(self, request, pk):
         """One build: the full record, its stages, log and decoded attestation."""
-        from lineage.build_views import build_status_dict, decode_attestation
+        from compliance.web.builds import build_status_dict, decode_attestation
 
         build = Build.objects.filter(pk=pk).first()
         if build is None:
@@ -171,7 +171,7 @@ class CalibrationList(APIView):
 class EngineDetail(APIView):
     def get(self, request, ref):
         """One engine (id or sha256) with its manifest and a live signature check."""
-        from lineage.build_views import decode_attestation, layer_info
+        from compliance.web.builds import decode_attestation, layer_info
 
         try:
             engine = actions.get_engine(ref)
@@ -285,7 +285,7 @@ class TraceSearch(APIView):
 
     def get(self, request):
         """Find predictions by input digest or by service and time window, newest first."""
-        from lineage.views import search_predictions
+        from compliance.web.lineage import search_predictions
 
         params = request.query_params
         try:
@@ -302,7 +302,7 @@ class TraceSearch(APIView):
 class LineageDetail(APIView):
     def get(self, request, pk):
         """A model source with its builds, engines, deployments and prediction counts."""
-        from lineage.stats import prediction_counts
+        from compliance.web.stats import prediction_counts
 
         model = ModelSource.objects.filter(pk=pk).first()
         if model is None:
@@ -318,7 +318,7 @@ class LineageDetail(APIView):
 class Overview(APIView):
     def get(self, request):
         """Counts, ledger health and the overview's series."""
-        from lineage import stats
+        from compliance.web import stats
 
         hourly = stats.predictions_per_hour()
         counts = stats.overview_counts(hourly=hourly)

@@ -17,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db.models import Count
 
-from compliance.optional import latest_checkpoint, optional_function
+from compliance.web.ledger_status import latest_checkpoint, optional_function
 
 
 @dataclass
@@ -100,9 +100,9 @@ def lineage_metrics() -> list[Metric]:
 
 @register
 def compliance_metrics() -> list[Metric]:
+    from compliance.investigation.ledger_checks import last_verification
     from compliance.ledger import ledger
     from compliance.models import Alert
-    from compliance.verification import last_verification
 
     open_alerts = dict(Alert.objects.filter(acknowledged_at=None).values_list("severity")
                        .annotate(n=Count("id")).values_list("severity", "n"))

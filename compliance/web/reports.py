@@ -11,8 +11,8 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from compliance.evidence import ExportError, Scope
-from compliance.exports import do_export_report, load_npz
+from compliance.investigation.evidence import ExportError, Scope
+from compliance.investigation.exports import do_export_report, load_npz
 from compliance.ledger import notes
 from compliance.lib.ids import parse_inference_id
 from compliance.lib.roles import READ_ROLES, actor_name, role_required

@@ -1,6 +1,6 @@
 """REST API of the compliance app: alerts, the ledger, cases, notification rules and
 public keys.  Same rules as the pages: reads need a read role; acknowledging needs
-engineer or admin; "verify now" any read role; cases as in compliance.cases;
+engineer or admin; "verify now" any read role; cases as in compliance.investigation.cases;
 notification rules admin only."""
 from __future__ import annotations
 
@@ -12,17 +12,17 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from compliance import cases
-from compliance.alerts import AlertError, do_acknowledge_alert
-from compliance.api import ApiError
-from compliance.forms import NotificationRuleForm
+from compliance.api.errors import ApiError
+from compliance.investigation import cases
+from compliance.investigation.alerts import AlertError, do_acknowledge_alert
+from compliance.investigation.ledger_checks import last_verification, run_verification
+from compliance.investigation.notify import do_delete_rule, do_save_rule
 from compliance.ledger import ledger
 from compliance.lib.roles import ADMIN, CASE_ROLES, DECIDE_ROLES, READ_ROLES, actor_name
 from compliance.models import Alert, Case, LedgerEntry, NotificationRule, SigningKey
-from compliance.notify import do_delete_rule, do_save_rule
-from compliance.optional import checkpoints
-from compliance.paging import page_for_api
-from compliance.verification import last_verification, run_verification
+from compliance.web.forms import NotificationRuleForm
+from compliance.web.ledger_status import checkpoints
+from compliance.web.paging import page_for_api
 from lineage.models import Prediction
 
 PAGING = {"cursor": "next_cursor of the previous page", "limit": "page size (1-500, default 50)"}
@@ -45,7 +45,7 @@ class AlertList(APIView):
 
     def get(self, request):
         """Alerts, newest first, filtered."""
-        from compliance.views import filter_alerts
+        from compliance.web.investigation import filter_alerts
 
         return Response(page_for_api(filter_alerts(request.query_params), request))
 

@@ -14,10 +14,10 @@ from django.db.models import Count
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
+from compliance.investigation.ledger_checks import last_verification
 from compliance.ledger import ledger
 from compliance.models import Alert, Case
-from compliance.optional import latest_checkpoint
-from compliance.verification import last_verification
+from compliance.web.ledger_status import latest_checkpoint
 from lineage.models import Build, Deployment, Engine, EngineLoad, ModelSource, Prediction
 
 

@@ -28,7 +28,7 @@ def raise_alert(kind: str, message: str, *, severity: str = "warning", subject: 
         )
         Alert.objects.filter(pk=alert.pk).update(ledger_index=entry.index)
         alert.ledger_index = entry.index
-        from compliance.notify import queue_notifications
+        from compliance.investigation.notify import queue_notifications
 
         queue_notifications(alert)
     log.warning("alert %s [%s] %s", kind, severity, message)

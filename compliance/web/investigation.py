@@ -3,7 +3,7 @@
 
 Roles: every page needs a read role (auditor, engineer, admin).  Acknowledging an
 alert needs engineer or admin.  "Verify now" is open to every read role because it
-only reads (its result is recorded).  Cases: see compliance.cases for who may open,
+only reads (its result is recorded).  Cases: see compliance.investigation.cases for who may open,
 note, decide and close.  Notification rules are admin-only.
 """
 from __future__ import annotations
@@ -18,17 +18,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from compliance import cases, metrics
-from compliance.alerts import AlertError, do_acknowledge_alert
-from compliance.forms import (
-    SEVERITY_CHOICES,
-    AcknowledgeForm,
-    CaseNoteForm,
-    CloseCaseForm,
-    DecideCaseForm,
-    NotificationRuleForm,
-    OpenCaseForm,
-)
+from compliance.investigation import cases
+from compliance.investigation.alerts import AlertError, do_acknowledge_alert
+from compliance.investigation.ledger_checks import last_verification
+from compliance.investigation.notify import KEY_PURPOSE, do_delete_rule, do_save_rule
 from compliance.ledger import ledger
 from compliance.lib.roles import (
     ADMIN,
@@ -41,11 +34,18 @@ from compliance.lib.roles import (
     role_required,
 )
 from compliance.models import Alert, Case, LedgerEntry, NotificationDelivery, NotificationRule
-from compliance.notify import KEY_PURPOSE, do_delete_rule, do_save_rule
-from compliance.optional import checkpoints
-from compliance.paging import page_for_view
-from compliance.verification import last_verification
-from lineage import charts, stats
+from compliance.web import charts, metrics, stats
+from compliance.web.forms import (
+    SEVERITY_CHOICES,
+    AcknowledgeForm,
+    CaseNoteForm,
+    CloseCaseForm,
+    DecideCaseForm,
+    NotificationRuleForm,
+    OpenCaseForm,
+)
+from compliance.web.ledger_status import checkpoints
+from compliance.web.paging import page_for_view
 from lineage.models import Prediction
 
 

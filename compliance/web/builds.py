@@ -14,12 +14,13 @@ from django.views.decorators.http import require_http_methods
 
 from compliance.lib.roles import READ_ROLES, WRITE_ROLES, actor_name, role_required
 from compliance.lib.store import default_store
-from compliance.paging import page_for_view
+from compliance.web import charts
+from compliance.web.build_forms import BuildRequestForm, DeployForm
+from compliance.web.paging import page_for_view
 from inference.backends import BACKENDS
 from inference.backends.base import PRECISIONS
-from lineage import actions, charts
+from lineage import actions
 from lineage.calibration import do_register_calibration
-from lineage.forms import BuildRequestForm, DeployForm
 from lineage.models import Build, Deployment, Engine, EngineLoad
 
 STAGES = [Build.QUEUED, Build.BUILDING, Build.VERIFYING, Build.SIGNING, Build.SUCCEEDED]
