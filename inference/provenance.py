@@ -15,10 +15,11 @@ import os
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import numpy as np
 
+from compliance.lib.ids import datetime_from_us, us_from_datetime
 from inference.digests import SALT_BYTES, update_with_tensors
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -40,17 +41,6 @@ def iso_from_us(ts_us: int) -> str:
 
 
 _last_second: tuple[int | None, str] = (None, "")
-
-
-def us_from_datetime(value: datetime) -> int:
-    if value.tzinfo is None:
-        raise ValueError("timestamp must carry a time zone")
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def datetime_from_us(ts_us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=ts_us)
 
 
 def uuid7_text(ms: int, rand: bytes) -> str:
@@ -228,7 +218,3 @@ class Stamper:
         are known."""
         random, input_digest = self.commit(feeds)
         return self.finish(random, input_digest, outputs, latency_us)
-
-
-def is_hex64(value) -> bool:
-    return type(value) is str and len(value) == 64 and _HEX.issuperset(value)

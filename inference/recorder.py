@@ -36,7 +36,8 @@ from django.db import DatabaseError, DataError, IntegrityError, connection, tran
 from compliance.ledger import ledger
 from compliance.ledger.bulk import copy_lines
 from compliance.ledger.canonical import canonical_json
-from inference.provenance import ProvenanceRecord, datetime_from_us, iso_from_us
+from compliance.lib.ids import datetime_from_us
+from inference.provenance import ProvenanceRecord, iso_from_us
 from inference.shipper import ProcessSink
 from inference.spool import Rejected
 from inference.spooling import SpoolingRecorder, live_recorders

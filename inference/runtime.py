@@ -18,10 +18,10 @@ import time
 
 import numpy as np
 
-from inference import onnx_model
 from inference.loader import LoadedEngine, load_verified
 from inference.provenance import Stamper
 from inference.recorder import SyncRecorder
+from lineage import onnx_model
 
 
 class AuditedService:

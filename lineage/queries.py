@@ -16,7 +16,7 @@ from datetime import datetime
 
 from django.db.models import Q
 
-from inference.provenance import datetime_from_us, is_hex64, us_from_datetime
+from compliance.lib.ids import datetime_from_us, is_hex64, us_from_datetime
 from lineage.models import Deployment, EngineLoad, Prediction
 
 MAX_LIMIT = 500

@@ -10,10 +10,11 @@ import numpy as np
 from django.db import transaction
 
 from compliance.lib.store import default_store
+from inference.build_requests import do_request_build
 from inference.builder import run_build
 from inference.loader import EngineRefused, load_verified
 from inference.runtime import AuditedService
-from lineage.actions import do_deploy, do_request_build
+from lineage.actions import do_deploy
 from lineage.models import Build, Deployment, Engine, ModelSource, Prediction
 from tests.conftest import register, wait_for_build
 

@@ -16,11 +16,11 @@ from compliance.lib.ids import parse_inference_id
 from compliance.lib.roles import ADMIN, ENGINEER, SERVICE, actor_name
 from compliance.web.ledger_status import inclusion_status
 from compliance.web.paging import page_for_api
-from inference import specs
+from inference import build_requests, specs
+from inference import calibration as calibration_api
 from inference.loader import EngineRefused
 from inference.runtime import AuditedService
 from lineage import actions, queries
-from lineage import calibration as calibration_api
 from lineage.models import Build, Deployment, Engine, EngineLoad, ModelSource, Prediction
 from lineage.trace import trace
 
@@ -86,7 +86,7 @@ class BuildList(APIView):
             if not isinstance(options, dict):
                 raise ApiError("options must be an object")
             calibration = calibration_api.get_calibration(data["calibration"], model) if data.get("calibration") else None
-            build = actions.do_request_build(
+            build = build_requests.do_request_build(
                 model, backend=str(data.get("backend", "onnxruntime")), precision=str(data.get("precision", "fp32")),
                 profiles=profiles, submitter=actor_name(request.user), commit=str(data.get("commit", "")),
                 options=options, calibration=calibration,

@@ -2,7 +2,9 @@
 for machines, and a one-line reason with a non-zero exit on bad input."""
 from __future__ import annotations
 
+import getpass
 import json
+import os
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -35,3 +37,19 @@ class ContractCommand(BaseCommand):
             self.stdout.write(summary)
         if exit_code:
             raise SystemExit(exit_code)
+
+
+def ci_user() -> str:
+    """Who runs this: the CI system's user when set, else the OS user."""
+    for name in ("TRACELEDGER_USER", "GITLAB_USER_LOGIN", "GITHUB_ACTOR", "BUILD_USER"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return getpass.getuser()
+
+
+def ci_commit() -> str:
+    """The commit CI is building, or an empty string."""
+    for name in ("GIT_COMMIT", "CI_COMMIT_SHA", "GITHUB_SHA"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return ""

@@ -1,11 +1,14 @@
-"""UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version, 74 random bits.
-Time-ordered, so inference ids index well and sort by creation."""
+"""Identifiers and time stamps. UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version,
+74 random bits; time-ordered, so inference ids index well and sort by creation.
+Times travel as integer microseconds since the Unix epoch (UTC); digests as 64 lowercase
+hex digits. No Django import: inference servers outside TraceLedger use this too."""
 from __future__ import annotations
 
 import os
 import re
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -28,3 +31,22 @@ def parse_inference_id(text: str) -> uuid.UUID:
     if not _UUID_RE.match(candidate):
         raise ValueError(f"malformed inference id {text!r}: expected a UUID like 0190f2c4-…")
     return uuid.UUID(candidate)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_HEX = frozenset("0123456789abcdef")
+
+
+def us_from_datetime(value: datetime) -> int:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a time zone")
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def datetime_from_us(ts_us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=ts_us)
+
+
+def is_hex64(value) -> bool:
+    return type(value) is str and len(value) == 64 and _HEX.issuperset(value)

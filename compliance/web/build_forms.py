@@ -8,9 +8,10 @@ import tempfile
 from django import forms
 from django.conf import settings
 
-from inference import onnx_model, specs
+from inference import specs
 from inference.backends import BACKENDS
 from inference.backends.base import PRECISIONS
+from lineage import onnx_model
 from lineage.models import Build, Engine, ModelSource
 
 

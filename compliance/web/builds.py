@@ -17,10 +17,11 @@ from compliance.lib.store import default_store
 from compliance.web import charts
 from compliance.web.build_forms import BuildRequestForm, DeployForm
 from compliance.web.paging import page_for_view
+from inference import build_requests
 from inference.backends import BACKENDS
 from inference.backends.base import PRECISIONS
+from inference.calibration import do_register_calibration
 from lineage import actions
-from lineage.calibration import do_register_calibration
 from lineage.models import Build, Deployment, Engine, EngineLoad
 
 STAGES = [Build.QUEUED, Build.BUILDING, Build.VERIFYING, Build.SIGNING, Build.SUCCEEDED]
@@ -134,7 +135,7 @@ def build_new(request):
                 upload = data["calibration"]
                 calibration, _ = do_register_calibration(upload, model=model, name=upload.name.rsplit(".", 1)[0],
                                                          registered_by=actor)
-            build = actions.do_request_build(model, backend=data["backend"], precision=data["precision"],
+            build = build_requests.do_request_build(model, backend=data["backend"], precision=data["precision"],
                                              profiles=data["shapes"], submitter=actor,
                                              commit=data["commit"] or model.commit, calibration=calibration)
         except (actions.ActionError, ValueError) as exc:

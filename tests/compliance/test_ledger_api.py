@@ -29,7 +29,7 @@ def api(alice, settings, tmp_path):
 @pytest.fixture
 def logged(api, credit_onnx):
     """A ledger with one recorded prediction and two checkpoints."""
-    from inference.benchmarks.provenance import fake_records
+    from compliance.benchmarks.provenance import fake_records
     from inference.recorder import write_records
     from tests.inference.conftest import deploy_model
 

@@ -21,10 +21,11 @@ from compliance.ledger import ledger
 from compliance.lib.ids import uuid7
 from compliance.models import LedgerEntry
 from inference import digests
+from inference.build_requests import do_request_build
 from inference.builder import run_build
 from inference.recorder import ProvenanceRecord, write_records
 from inference.runtime import AuditedService
-from lineage.actions import do_deploy, do_request_build
+from lineage.actions import do_deploy
 from lineage.models import Prediction, PredictionSalt
 from lineage.trace import trace
 from tests.conftest import ROOT, register

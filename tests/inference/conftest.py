@@ -10,8 +10,9 @@ from tests.conftest import register
 
 def deploy_model(onnx_bytes: bytes, service: str, name: str = "m"):
     from compliance.project.celery import app as celery_app
+    from inference.build_requests import do_request_build
     from inference.builder import run_build
-    from lineage.actions import do_deploy, do_request_build
+    from lineage.actions import do_deploy
     from lineage.models import Build
 
     eager = celery_app.conf.task_always_eager

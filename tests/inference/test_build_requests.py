@@ -14,9 +14,10 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from compliance.models import LedgerEntry
+from inference.build_requests import do_request_build
+from inference.calibration import do_register_calibration
 from inference.specs import parse_profile
-from lineage.actions import ActionError, do_request_build
-from lineage.calibration import do_register_calibration
+from lineage.actions import ActionError
 from lineage.models import Build, CalibrationSet
 from tests.conftest import register
 

@@ -16,8 +16,9 @@ from rest_framework.test import APIClient
 from compliance.ledger import ledger
 from compliance.lib.store import default_store
 from compliance.models import Alert, LedgerEntry
+from inference.build_requests import do_request_build
 from inference.reaper import reap_builds
-from lineage.actions import ActionError, do_cancel_build, do_request_build
+from lineage.actions import ActionError, do_cancel_build
 from lineage.models import Build, Engine
 from tests.conftest import register, wait_for_build
 

@@ -19,10 +19,10 @@ from compliance.lib.store import default_store
 from compliance.models import Alert, LedgerEntry
 from inference import samples
 from inference.backends.onnxruntime import OnnxRuntimeBackend
+from inference.build_requests import do_request_build
 from inference.builder import run_build
+from inference.calibration import do_register_calibration
 from inference.specs import parse_profile
-from lineage.actions import do_request_build
-from lineage.calibration import do_register_calibration
 from lineage.models import Build
 from tests.conftest import register, wait_for_build
 

@@ -14,9 +14,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
+from compliance.benchmarks.provenance import fake_records
 from compliance.ledger import ledger
 from compliance.models import Alert, LedgerEntry
-from inference.benchmarks.provenance import fake_records
 from lineage.models import EngineLoad, Prediction, PredictionSalt
 
 RECORDS = "/api/v1/ingest/predictions/"

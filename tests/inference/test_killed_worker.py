@@ -12,7 +12,7 @@ from compliance.ledger import ledger
 from compliance.lib.store import default_store
 from compliance.models import Alert, LedgerEntry
 from inference import samples
-from lineage.actions import do_request_build
+from inference.build_requests import do_request_build
 from lineage.models import Build, Engine
 from tests.conftest import Worker, register, wait_for_build
 

@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from compliance.benchmarks.provenance import fake_records
 from compliance.models import LedgerEntry
-from inference.benchmarks.provenance import fake_records
 from inference.recorder import write_records
 from lineage.models import Prediction, PredictionBatch
 

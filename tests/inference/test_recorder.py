@@ -20,11 +20,12 @@ from hypothesis import given
 from hypothesis import settings as settings_hypothesis
 from hypothesis import strategies as st
 
+from compliance.benchmarks.provenance import fake_records
 from compliance.ledger import ledger
+from compliance.lib.ids import datetime_from_us
 from compliance.models import LedgerEntry
 from inference import recorder as recorder_module
-from inference.benchmarks.provenance import fake_records
-from inference.provenance import ProvenanceRecord, datetime_from_us, iso_from_us, uuid7_text
+from inference.provenance import ProvenanceRecord, iso_from_us, uuid7_text
 from inference.recorder import BufferedRecorder, write_records
 from inference.runtime import AuditedService
 from inference.spool import Rejected

@@ -14,11 +14,12 @@ from django.core.management import call_command
 from compliance.ledger import dsse, ledger
 from compliance.lib.store import default_store
 from compliance.models import Alert, LedgerEntry
+from inference.build_requests import do_request_build
 from inference.loader import EngineRefused
 from inference.reverify import reverify_engines
 from inference.runtime import AuditedService
 from inference.tasks import reverify_engines as reverify_task
-from lineage.actions import do_deploy, do_request_build
+from lineage.actions import do_deploy
 from lineage.models import Build, Engine
 from tests.conftest import register, wait_for_build
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from inference import digests
-from inference.onnx_model import FeedChecker
 from inference.recorder import ListRecorder
 from inference.runtime import AuditedService
 from lineage.models import Prediction
+from lineage.onnx_model import FeedChecker
 
 pytestmark = pytest.mark.embedded
 

@@ -18,8 +18,8 @@ from compliance.models import LedgerEntry
 from inference.backends.base import BuildSpec, Profile
 from inference.backends.tensorrt_input import prepare_input
 from inference.backends.tensorrt_plan import inspect_onnx_precision, plan_build
+from inference.build_requests import do_request_build
 from inference.builder import run_build
-from lineage.actions import do_request_build
 from lineage.models import Build, Engine
 from tests.conftest import register
 

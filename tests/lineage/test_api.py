@@ -9,7 +9,8 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from compliance.models import LedgerEntry
-from lineage.actions import do_deploy, do_request_build
+from inference.build_requests import do_request_build
+from lineage.actions import do_deploy
 from lineage.models import Build, Deployment, ModelSource, Prediction
 from tests.conftest import PASSWORD, register, wait_for_build
 

@@ -14,8 +14,8 @@ from rest_framework.test import APIClient
 from compliance.ledger import ledger
 from compliance.lib.store import default_store
 from compliance.models import LedgerEntry
+from inference.calibration import do_register_calibration, register_calibration_file
 from lineage.actions import ActionError
-from lineage.calibration import do_register_calibration, register_calibration_file
 from lineage.models import CalibrationSet
 from tests.conftest import register
 

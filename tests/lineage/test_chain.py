@@ -13,10 +13,11 @@ from compliance.ledger import ledger
 from compliance.lib.store import default_store
 from compliance.models import Alert, LedgerEntry
 from inference import digests
+from inference.build_requests import do_request_build
 from inference.loader import EngineRefused, check_deployment
 from inference.runtime import AuditedService
 from inference.specs import parse_profile
-from lineage.actions import do_deploy, do_request_build
+from lineage.actions import do_deploy
 from lineage.models import Build, EngineLoad, Prediction, PredictionSalt
 from lineage.trace import trace
 from tests.conftest import register, wait_for_build

@@ -115,7 +115,8 @@ def test_it_refuses_an_unknown_precision(two_input_onnx, db):
 
 
 def test_it_refuses_predict_inputs_that_do_not_match(worker, two_input_onnx, tmp_path):
-    from lineage.actions import do_deploy, do_request_build
+    from inference.build_requests import do_request_build
+    from lineage.actions import do_deploy
     from tests.conftest import register, wait_for_build
 
     model = register(two_input_onnx)

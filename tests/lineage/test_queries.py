@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from django.core.management import CommandError, call_command
 
-from inference.benchmarks.provenance import fake_records
-from inference.provenance import us_from_datetime
+from compliance.benchmarks.provenance import fake_records
+from compliance.lib.ids import us_from_datetime
 from inference.recorder import write_records
 from lineage.actions import do_deploy
 from lineage.models import Deployment, EngineLoad

@@ -1,5 +1,5 @@
-"""`bench NAME [--json] [--quick]`: run one benchmark module (compliance.benchmarks.NAME,
-or NAME in another app's `benchmarks` package), or `all` of them; each module has
+"""`bench NAME [--json] [--quick]`: run one benchmark module (compliance.benchmarks.NAME:
+benchmarks use every layer, so they sit on top), or `all` of them; each module has
 `run(quick: bool) -> dict` and measures its baseline in the same run."""
 from __future__ import annotations
 

@@ -21,11 +21,12 @@ from compliance.lib import roles
 from compliance.lib.cli import ContractCommand
 from compliance.lib.store import default_store
 from inference import samples
+from inference.build_requests import do_request_build
 from inference.loader import EngineRefused, load_verified
 from inference.recorder import ListRecorder
 from inference.runtime import AuditedService
 from inference.specs import parse_profile
-from lineage.actions import do_deploy, do_register_model, do_request_build, live_deployment
+from lineage.actions import do_deploy, do_register_model, live_deployment
 from lineage.models import Build, ModelSource, Prediction
 
 REPO = "https://git.example.com/risk/credit-models"

@@ -1,6 +1,5 @@
-from compliance.lib.cli import ContractCommand
+from compliance.lib.cli import ContractCommand, ci_user
 from lineage.actions import do_cancel_build, get_build
-from lineage.management.commands.register_model import ci_user
 
 
 class Command(ContractCommand):

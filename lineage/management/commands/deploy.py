@@ -1,6 +1,5 @@
-from compliance.lib.cli import ContractCommand
+from compliance.lib.cli import ContractCommand, ci_user
 from lineage.actions import do_deploy, get_engine
-from lineage.management.commands.register_model import ci_user
 
 
 class Command(ContractCommand):

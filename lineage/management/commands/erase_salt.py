@@ -1,7 +1,6 @@
-from compliance.lib.cli import ContractCommand
+from compliance.lib.cli import ContractCommand, ci_user
 from compliance.lib.ids import parse_inference_id
 from lineage.actions import do_erase_input_salt
-from lineage.management.commands.register_model import ci_user
 
 
 class Command(ContractCommand):

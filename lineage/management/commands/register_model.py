@@ -1,22 +1,7 @@
-import getpass
 import os
 
-from compliance.lib.cli import ContractCommand
+from compliance.lib.cli import ContractCommand, ci_commit, ci_user
 from lineage.actions import do_register_model
-
-
-def ci_user() -> str:
-    for name in ("TRACELEDGER_USER", "GITLAB_USER_LOGIN", "GITHUB_ACTOR", "BUILD_USER"):
-        if os.environ.get(name):
-            return os.environ[name]
-    return getpass.getuser()
-
-
-def ci_commit() -> str:
-    for name in ("GIT_COMMIT", "CI_COMMIT_SHA", "GITHUB_SHA"):
-        if os.environ.get(name):
-            return os.environ[name]
-    return ""
 
 
 class Command(ContractCommand):

@@ -105,7 +105,7 @@ def register_calibration_file(path: str, model: ModelSource, *, registered_by: s
     if not os.path.isfile(path):
         raise ActionError(f"no such calibration file: {path}")
     if not registered_by:
-        from lineage.management.commands.register_model import ci_user
+        from compliance.lib.cli import ci_user
 
         registered_by = ci_user()
     with open(path, "rb") as f:

@@ -1,9 +1,9 @@
 import time
 
-from compliance.lib.cli import ContractCommand
+from compliance.lib.cli import ContractCommand, ci_commit, ci_user
+from inference.build_requests import check_build_request, do_request_build
 from inference.specs import parse_profile
-from lineage.actions import check_build_request, do_request_build, get_model
-from lineage.management.commands.register_model import ci_commit, ci_user
+from lineage.actions import get_model
 from lineage.models import Build
 
 
@@ -30,7 +30,7 @@ class Command(ContractCommand):
         check_build_request(model, backend=o["backend"], precision=o["precision"], profiles=profiles)
         calibration = None
         if o["calibration"]:
-            from lineage.calibration import register_calibration_file
+            from inference.calibration import register_calibration_file
 
             calibration = register_calibration_file(o["calibration"], model, registered_by=submitter)
         build = do_request_build(model, backend=o["backend"], precision=o["precision"], profiles=profiles,

@@ -1,7 +1,6 @@
-from compliance.lib.cli import ContractCommand
+from compliance.lib.cli import ContractCommand, ci_user
+from inference.calibration import register_calibration_file
 from lineage.actions import get_model
-from lineage.calibration import register_calibration_file
-from lineage.management.commands.register_model import ci_user
 
 
 class Command(ContractCommand):

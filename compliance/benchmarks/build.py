@@ -227,9 +227,10 @@ def _bench_one_build(tmp: Path, *, name: str, onnx_bytes: bytes, calibration: di
     from compliance.lib.store import default_store
     from inference.backends.base import BuildSpec
     from inference.backends.onnxruntime import OnnxRuntimeBackend
+    from inference.build_requests import do_request_build
     from inference.builder import run_build
-    from lineage.actions import do_register_model, do_request_build
-    from lineage.calibration import do_register_calibration
+    from inference.calibration import do_register_calibration
+    from lineage.actions import do_register_model
     from lineage.models import Build
 
     path = tmp / f"{name}.onnx"

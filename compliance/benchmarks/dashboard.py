@@ -64,8 +64,9 @@ def _seed_real(home: str):
     from compliance.lib.roles import ensure_groups
     from compliance.project.celery import app
     from inference import samples
+    from inference.build_requests import do_request_build
     from inference.runtime import AuditedService
-    from lineage.actions import do_deploy, do_register_model, do_request_build
+    from lineage.actions import do_deploy, do_register_model
     from lineage.models import Build
 
     app.conf.task_always_eager = True

@@ -80,7 +80,8 @@ def scratch_environment():
 
 
 def deploy(onnx_bytes: bytes, service: str):
-    from lineage.actions import do_deploy, do_register_model, do_request_build
+    from inference.build_requests import do_request_build
+    from lineage.actions import do_deploy, do_register_model
     from lineage.models import Build
 
     model, _ = do_register_model(io.BytesIO(onnx_bytes), name=service, repo="https://git.example.com/bench",
