@@ -7,7 +7,7 @@
 (a salted commitment), output_digest and latency_ms.  The provenance record goes to a
 recorder: `SyncRecorder` (the default: written before the call returns), or
 `BufferedRecorder` for serving (appended to memory, spooled to disk and written to the
-database in bulk by background threads; see inference/recorder.py).
+database in bulk by background threads; see inference/provenance/recorder.py).
 
 The per-call audit work (feed check, stamp, enqueue) is a few microseconds; it is kept
 off the engine's timing, which `latency_ms` reports.
@@ -19,8 +19,8 @@ import time
 import numpy as np
 
 from inference.loader import LoadedEngine, load_verified
-from inference.provenance import Stamper
-from inference.recorder import SyncRecorder
+from inference.provenance.recorder import SyncRecorder
+from inference.provenance.stamp import Stamper
 from lineage import onnx_model
 
 

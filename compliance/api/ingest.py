@@ -18,8 +18,8 @@ from rest_framework.views import APIView
 
 from compliance.api.errors import ApiError
 from compliance.lib.roles import SERVICE
-from inference import ingest
-from inference.recorder import write_records
+from inference.provenance import ingest
+from inference.provenance.writer import write_records
 
 
 class IngestPredictions(APIView):

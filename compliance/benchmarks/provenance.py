@@ -41,8 +41,8 @@ from django.test.utils import override_settings
 from compliance.ledger import keys
 from compliance.lib.ids import uuid7
 from inference import samples
-from inference.provenance import ProvenanceRecord, uuid7_text
-from inference.recorder import BufferedRecorder
+from inference.provenance.recorder import BufferedRecorder
+from inference.provenance.stamp import ProvenanceRecord, uuid7_text
 
 CNN = {"channels": 80, "size": 48}  # the "about 1 ms" plain batch-1 call on one core here (cnn.plain_us says)
 

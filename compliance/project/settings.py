@@ -39,7 +39,7 @@ TRACELEDGER_MAX_UPLOAD_BYTES = envint("TRACELEDGER_MAX_UPLOAD_BYTES", str(512 * 
 # Days a prediction's input salt is kept (the ledger itself is never pruned). EU AI Act
 # Art. 19 and 26(6): logs are kept at least six months; production refuses less.
 TRACELEDGER_RETENTION_DAYS = envint("TRACELEDGER_RETENTION_DAYS", "190")
-# Provenance recorder (inference/recorder.py): records per spool write and per database
+# Provenance recorder (inference/provenance/recorder.py): records per spool write and per database
 # transaction, longest wait in memory before spooling, records in memory before callers
 # wait; and the most records one ingestion API request may carry.
 TRACELEDGER_PROVENANCE_BATCH = envint("TRACELEDGER_PROVENANCE_BATCH", "5000")

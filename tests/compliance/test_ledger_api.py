@@ -30,7 +30,7 @@ def api(alice, settings, tmp_path):
 def logged(api, credit_onnx):
     """A ledger with one recorded prediction and two checkpoints."""
     from compliance.benchmarks.provenance import fake_records
-    from inference.recorder import write_records
+    from inference.provenance.writer import write_records
     from tests.inference.conftest import deploy_model
 
     deployment = deploy_model(credit_onnx, "credit")

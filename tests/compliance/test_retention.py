@@ -23,7 +23,7 @@ from compliance.models import LedgerEntry
 from inference import digests
 from inference.build_requests import do_request_build
 from inference.builder import run_build
-from inference.recorder import ProvenanceRecord, write_records
+from inference.provenance.writer import ProvenanceRecord, write_records
 from inference.runtime import AuditedService
 from lineage.actions import do_deploy
 from lineage.models import Prediction, PredictionSalt

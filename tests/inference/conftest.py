@@ -32,7 +32,7 @@ def deploy_model(onnx_bytes: bytes, service: str, name: str = "m"):
 @pytest.fixture(autouse=True)
 def _no_recorder_outlives_its_test():
     yield
-    from inference.spooling import live_recorders
+    from inference.provenance.spooling_recorder import live_recorders
 
     for recorder in live_recorders():
         recorder.close(timeout=5)

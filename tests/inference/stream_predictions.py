@@ -30,7 +30,7 @@ def main() -> int:
     import numpy as np
     from django.db import connections
 
-    from inference.recorder import BufferedRecorder
+    from inference.provenance.recorder import BufferedRecorder
     from inference.runtime import AuditedService
 
     acks = open(args.acks, "a", buffering=1)

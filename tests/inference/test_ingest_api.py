@@ -190,9 +190,9 @@ def test_it_creates_a_service_token_once_and_rotates_it_on_request(client, credi
 # survive is the API being unreachable: here the connection is cut mid-stream.
 @pytest.mark.django_db(transaction=True)
 def test_the_client_streams_10000_predictions_through_a_dropping_connection(live_server, credit_onnx, tmp_path):
-    from inference.client import ProvenanceClient
     from inference.loader import load_verified
-    from inference.provenance import Stamper
+    from inference.provenance.client import ProvenanceClient
+    from inference.provenance.stamp import Stamper
     from tests.inference.conftest import deploy_model
     from tests.tcp_proxy import TcpProxy
 

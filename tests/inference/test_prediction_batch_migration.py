@@ -8,7 +8,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from compliance.benchmarks.provenance import fake_records
 from compliance.models import LedgerEntry
-from inference.recorder import write_records
+from inference.provenance.writer import write_records
 from lineage.models import Prediction, PredictionBatch
 
 BEFORE = ("lineage", "0006_fewer_indexes_on_append_paths")

@@ -24,11 +24,13 @@ from compliance.benchmarks.provenance import fake_records
 from compliance.ledger import ledger
 from compliance.lib.ids import datetime_from_us
 from compliance.models import LedgerEntry
-from inference import recorder as recorder_module
-from inference.provenance import ProvenanceRecord, iso_from_us, uuid7_text
-from inference.recorder import BufferedRecorder, write_records
+from inference.provenance import recorder as recorder_module
+from inference.provenance import writer as db_writer
+from inference.provenance.recorder import BufferedRecorder
+from inference.provenance.spool import Rejected
+from inference.provenance.stamp import ProvenanceRecord, iso_from_us, uuid7_text
+from inference.provenance.writer import write_records
 from inference.runtime import AuditedService
-from inference.spool import Rejected
 from lineage.models import Prediction, PredictionBatch, PredictionSalt
 from lineage.trace import trace
 from tests.conftest import ROOT, on_postgres, worker_env
@@ -99,10 +101,10 @@ def test_a_record_the_database_refuses_is_a_database_error_and_stores_nothing(cr
     records[1].ts_us = 1_700_000_000_000_000
     write_records(records[1:2])  # a valid, already stored record: the batch below retries with a check
     bad = fake_records(credit_deployment, 1)[0]
-    row = recorder_module.prepare([bad])
+    row = db_writer.prepare([bad])
     row.rows[0] = row.rows[0].replace(row.rows[0].split("\t")[3], "2026-13-45T10:00:00.000000Z")
     with pytest.raises(DataError):
-        recorder_module.write_prepared(row)
+        db_writer.write_prepared(row)
     again = write_records(records)
     assert (again.stored, again.duplicates) == (2, [records[1].id])
     assert Prediction.objects.count() == 3 and ledger.size() == size + 3
@@ -219,8 +221,8 @@ def test_a_batch_naming_an_unknown_deployment_stores_nothing(transactional_db, c
 def test_the_rendered_prediction_body_is_the_canonical_entry_body(actor, deployment_id, ts_us, index, digests, rand):
     record = ProvenanceRecord(uuid7_text(ts_us // 1000, rand), deployment_id, digests[0].hex(), None,
                               digests[1].hex(), digests[2].hex(), 17, "", ts_us=ts_us)
-    entry = recorder_module.prepare([record]).entries[0]
-    subject, when, body = recorder_module.entry_renderer(actor)(index, entry)
+    entry = db_writer.prepare([record]).entries[0]
+    subject, when, body = db_writer.entry_renderer(actor)(index, entry)
     event = ledger.Event("prediction.recorded", record.ledger_payload(), subject=f"prediction:{record.id}",
                          actor=actor)
     assert body.encode() == ledger.entry_body(index, event, datetime_from_us(ts_us))
@@ -243,7 +245,7 @@ def test_spool_lines_prepare_exactly_as_their_records_do(deployment_ids, ts_us, 
                                         digest[::-1].hex(), hashlib.sha256(digest).hexdigest(), latency,
                                         digest.hex() if salted else "", ts_us=ts_us + n))
     lines = [r.encode() for r in records]
-    fast, slow = recorder_module.prepare_spooled(lines), recorder_module.prepare(
+    fast, slow = db_writer.prepare_spooled(lines), db_writer.prepare(
         [ProvenanceRecord.decode(line) for line in lines])
     assert fast is not None
     for name in ("ids", "rows", "salts", "entries", "duplicates"):
@@ -253,18 +255,18 @@ def test_spool_lines_prepare_exactly_as_their_records_do(deployment_ids, ts_us, 
 def test_spool_lines_not_in_the_exact_form_take_the_checked_path():
     good = ProvenanceRecord(uuid7_text(1_700_000_000_000, bytes(10)), 7, "a" * 64, None, "b" * 64, "c" * 64, 40,
                             "d" * 64, ts_us=1_700_000_000_000_000).encode()
-    assert recorder_module.prepare_spooled([good]) is not None
+    assert db_writer.prepare_spooled([good]) is not None
     for bad in ([], [good, good],  # a repeated id: prepare() reports it as a duplicate
                 [good.replace(b",7,", b",007,")],  # decodes to 7, but "007" is not canonical JSON
                 [good.replace(b"a" * 64, b"A" * 64)], [good + b",extra"], [good.replace(b"1,", b"2,", 1)],
                 [good, good.replace(b"b" * 64, "é".encode() * 32)]):
-        assert recorder_module.prepare_spooled(bad) is None, bad
+        assert db_writer.prepare_spooled(bad) is None, bad
 
 
 @pytest.mark.embedded
 def test_the_sink_writes_spool_lines_and_sets_aside_what_it_cannot_decode(credit_deployment):
     records = fake_records(credit_deployment, 4)
-    sink = recorder_module.DatabaseSink()
+    sink = db_writer.DatabaseSink()
     sink.write_spooled([r.encode() for r in records[:2]])  # the fast path
     sink.write_spooled([r.encode() for r in records[1:]])  # a replay overlapping it: the checked path
     assert Prediction.objects.count() == 4
@@ -504,7 +506,7 @@ def test_it_keeps_every_acknowledged_prediction_when_killed_mid_batch(credit_onn
 def test_it_replays_a_spool_left_by_a_server_that_is_gone(credit_onnx, tmp_path, capsys):
     from django.core.management import call_command
 
-    from inference.spool import Spool
+    from inference.provenance.spool import Spool
     from tests.inference.conftest import deploy_model
 
     deployment = deploy_model(credit_onnx, "credit")
@@ -529,7 +531,7 @@ def test_it_offers_rejected_records_again_and_keeps_those_still_refused(credit_o
     use by a running recorder is left alone."""
     from django.core.management import call_command
 
-    from inference.spool import Spool
+    from inference.provenance.spool import Spool
     from tests.inference.conftest import deploy_model
 
     deployment = deploy_model(credit_onnx, "credit")

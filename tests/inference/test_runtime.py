@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from inference import digests
-from inference.recorder import ListRecorder
+from inference.provenance.recorder import ListRecorder
 from inference.runtime import AuditedService
 from lineage.models import Prediction
 from lineage.onnx_model import FeedChecker

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from inference.spool import MAGIC, Rejected, Spool
-from inference.spooling import SpoolingRecorder
+from inference.provenance.spool import MAGIC, Rejected, Spool
+from inference.provenance.spooling_recorder import SpoolingRecorder
 
 pytestmark = pytest.mark.embedded
 

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from compliance.benchmarks.provenance import fake_records
 from compliance.lib.ids import us_from_datetime
-from inference.recorder import write_records
+from inference.provenance.writer import write_records
 from lineage.actions import do_deploy
 from lineage.models import Deployment, EngineLoad
 from lineage.queries import QueryError, engine_at, predictions_page

@@ -23,7 +23,7 @@ from compliance.lib.store import default_store
 from inference import samples
 from inference.build_requests import do_request_build
 from inference.loader import EngineRefused, load_verified
-from inference.recorder import ListRecorder
+from inference.provenance.recorder import ListRecorder
 from inference.runtime import AuditedService
 from inference.specs import parse_profile
 from lineage.actions import do_deploy, do_register_model, live_deployment

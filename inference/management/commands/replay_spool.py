@@ -4,9 +4,10 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from compliance.lib.cli import ContractCommand
-from inference.provenance import ProvenanceRecord
-from inference.recorder import BufferedRecorder, write_records
-from inference.spool import RejectedFile, SpoolBusy
+from inference.provenance.recorder import BufferedRecorder
+from inference.provenance.spool import RejectedFile, SpoolBusy
+from inference.provenance.stamp import ProvenanceRecord
+from inference.provenance.writer import write_records
 
 
 class Command(ContractCommand):

@@ -1,5 +1,5 @@
 """The durable local spool (no Django import); the recorder threads that use it are in
-inference/spooling.py.
+inference/provenance/spooling_recorder.py.
 
 A record is *acknowledged* once it is in a spool segment on local disk and fsynced;
 from then on it survives the process being killed and the database or the ingestion

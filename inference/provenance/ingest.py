@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 
 from compliance.lib.ids import is_hex64, us_from_datetime
 from inference.loader import record_load
-from inference.provenance import ProvenanceRecord
+from inference.provenance.stamp import ProvenanceRecord
 from lineage.models import Deployment, EngineLoad
 
 RECORD_FIELDS = ("inference_id", "deployment_id", "engine_sha256", "timestamp", "input_digest", "output_digest",

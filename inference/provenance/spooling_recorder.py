@@ -1,6 +1,6 @@
 """The spooling recorder: buffer → spool → sink on two background threads (no Django
-import).  `inference.recorder.BufferedRecorder` (sink: the database) and
-`inference.client.ProvenanceClient` (sink: the ingestion API) are the two kinds.
+import).  `inference.provenance.recorder.BufferedRecorder` (sink: the database) and
+`inference.provenance.client.ProvenanceClient` (sink: the ingestion API) are the two kinds.
 
 Guarantees: `record()` never drops — when the in-memory buffer is full the caller
 waits (counted in `blocked_calls`); an item is acknowledged once it is in the spool and
@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from inference.spool import Rejected, Spool
+from inference.provenance.spool import Rejected, Spool
 
 log = logging.getLogger("traceledger.spool")
 

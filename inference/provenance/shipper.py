@@ -27,7 +27,7 @@ import multiprocessing
 import os
 import signal
 
-from inference.spool import Rejected, inherited_fds
+from inference.provenance.spool import Rejected, inherited_fds
 
 log = logging.getLogger("traceledger.recorder")
 
@@ -170,7 +170,7 @@ def _serve(conn, parent_end, actor: str, siblings: list[int]) -> None:
         connection.savepoint_ids = []
         connection.needs_rollback = False
 
-    from inference.recorder import DatabaseSink
+    from inference.provenance.writer import DatabaseSink
 
     sink = DatabaseSink(actor)
     while True:

@@ -1,5 +1,5 @@
 """Provenance records and the per-call stamp, with no Django import: an inference server
-that never touches our database (it reports through `inference.client`) uses this
+that never touches our database (it reports through `inference.provenance.client`) uses this
 module as is.
 
 The stamp is on every inference's path, so it is kept to a few microseconds: one

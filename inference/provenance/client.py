@@ -1,8 +1,8 @@
 """Client of the ingestion API for inference servers that do not run inside
 TraceLedger (no Django, no database access: numpy and the standard library only).
 
-    from inference.client import ProvenanceClient
-    from inference.provenance import Stamper
+    from inference.provenance.client import ProvenanceClient
+    from inference.provenance.stamp import Stamper
 
     client = ProvenanceClient("https://traceledger.example.com", token, spool_dir="/var/spool/traceledger")
     client.report_load(service="credit-scoring", deployment_id=7, verdict="verified",
@@ -32,9 +32,9 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from inference.provenance import ProvenanceRecord
-from inference.spool import Rejected
-from inference.spooling import SpoolingRecorder
+from inference.provenance.spool import Rejected
+from inference.provenance.spooling_recorder import SpoolingRecorder
+from inference.provenance.stamp import ProvenanceRecord
 
 PREDICTION, LOAD = b"P", b"L"
 
