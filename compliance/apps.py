@@ -6,6 +6,7 @@ class ComplianceConfig(AppConfig):
     verbose_name = "Compliance"
 
     def ready(self) -> None:
+        from compliance import tasks  # noqa: F401  (registered here, so tasks sent by name run eagerly too)
         from compliance.investigation.alerts import on_security_event
         from compliance.ledger.events import security_event
         from compliance.project import celery  # noqa: F401  (binds shared tasks to our app)

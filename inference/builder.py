@@ -37,7 +37,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -46,33 +46,24 @@ from django.utils import timezone as djtz
 
 from compliance.ledger import dsse, events, keys, ledger
 from compliance.ledger.canonical import canonical_json
+from compliance.lib.ids import iso_utc
 from compliance.lib.store import default_store
 from inference import parity
 from inference.backends import BackendUnavailable, BuildError, BuildSpec, get_backend
 from inference.backends.tensorrt_input import prepare_input
 from inference.reaper import Heartbeat, remove_scratch, scratch_root
 from inference.specs import profiles_from_json
-from lineage.actions import host_name
+from lineage.actions import LOG_LIMIT, do_fail_build, first_line, host_name
 from lineage.models import Build, Engine
 
 log = logging.getLogger("traceledger.build")
 ACTIVE = Build.ACTIVE
 # One build per worker process at a time, whatever the pool (prefork, threads, eager).
 _ONE_BUILD = threading.Lock()
-LOG_LIMIT = 200_000
 
 
 class BuildAborted(RuntimeError):
     """The build left the stage this worker expected (reaped or cancelled meanwhile)."""
-
-
-def iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _one_line(text: str) -> str:
-    text = text.strip()
-    return text.splitlines()[0][:1000] if text else ""
 
 
 def _advance(build: Build, from_status: str, to_status: str, **fields) -> None:
@@ -81,24 +72,6 @@ def _advance(build: Build, from_status: str, to_status: str, **fields) -> None:
     if moved != 1:
         raise BuildAborted(f"build {build.id} is no longer {from_status}")
     build.status = to_status
-
-
-def fail_build(build: Build, reason: str, *, log_text: str = "") -> bool:
-    """Mark a build failed with its ledger entry and an alert; False when it had
-    already finished (succeeded, failed or cancelled)."""
-    reason = _one_line(reason) or "build failed"
-    with transaction.atomic():
-        current = Build.objects.select_for_update().filter(pk=build.pk).first()
-        if current is None or current.status in Build.FINAL:
-            return False
-        text = (current.log + "\n" + log_text).strip() if log_text else current.log
-        Build.objects.filter(pk=build.pk).update(status=Build.FAILED, error=reason, finished_at=djtz.now(),
-                                                 log=text[-LOG_LIMIT:])
-        ledger.append("build.failed", {"build_id": build.id, "error": reason, "stage": current.status},
-                      subject=f"build:{build.id}")
-    events.report("build.failed", f"build {build.id} failed: {reason}", severity="warning",
-                subject=f"build:{build.id}", details={"build_id": build.id, "stage": current.status})
-    return True
 
 
 def run_build(build_id: int) -> Build | None:
@@ -116,7 +89,7 @@ def _run_build(build_id: int) -> Build | None:
     if build.status in ACTIVE:
         # Redelivered after the worker that held it died (acks_late): never leave it
         # active forever, and never run it twice.
-        fail_build(build, "the worker running this build died before finishing it (message redelivered)")
+        do_fail_build(build, "the worker running this build died before finishing it (message redelivered)")
         remove_scratch(build_id)
         build.refresh_from_db()
         return build
@@ -142,7 +115,7 @@ def _run_build(build_id: int) -> Build | None:
         log.warning("build %s failed: %s", build_id, exc)
         known = isinstance(exc, (BuildError, BackendUnavailable))
         reason = str(exc) if known else f"{type(exc).__name__}: {exc}"
-        fail_build(build, reason, log_text=capture.text())
+        do_fail_build(build, reason, log_text=capture.text())
         build.refresh_from_db()
         return build
     finally:
@@ -240,14 +213,14 @@ def _build_and_sign(build: Build, host: str, scratch: str, capture: "LogCapture"
         started = time.perf_counter()
         golden, expected = reference.result()
         if isinstance(expected, Exception):  # nothing to compare with
-            why = _one_line(str(expected)) or type(expected).__name__
+            why = first_line(str(expected)) or type(expected).__name__
             parity_record = parity.unavailable(golden, tolerance, f"no FP32 reference on ONNX Runtime: {why}")
         else:
             try:
                 parity_record = parity.check(runner, golden, tolerance, expected)
             except Exception as exc:
                 raise BuildError(f"the engine failed the parity run: "
-                                 f"{_one_line(str(exc)) or type(exc).__name__}") from None
+                                 f"{first_line(str(exc)) or type(exc).__name__}") from None
         parity_s = time.perf_counter() - started
         artifacts = {name: {"sha256": s.sha256, "size": s.size} for name, s in byproducts.items()}
 
@@ -379,8 +352,8 @@ def _predicate(build: Build, backend, device: dict, metadata: dict, host: str, f
                         "version": {backend.name: backend.version()}},
             "metadata": {
                 "invocationId": f"build-{build.id}",
-                "startedOn": iso(build.started_at),
-                "finishedOn": iso(finished),
+                "startedOn": iso_utc(build.started_at),
+                "finishedOn": iso_utc(finished),
             },
             "byproducts": [{"name": name, "digest": {"sha256": a["sha256"]}, "size": a["size"]}
                            for name, a in sorted(artifacts.items())],

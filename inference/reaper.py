@@ -76,7 +76,8 @@ def reap_builds(now: datetime | None = None) -> list[int]:
     timeout = now - timedelta(seconds=settings.TRACELEDGER_BUILD_TIMEOUT_S)
     candidates = Build.objects.filter(status__in=ACTIVE).filter(
         Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale) | Q(started_at__lt=timeout))
-    from inference.builder import fail_build, iso
+    from compliance.lib.ids import iso_utc
+    from lineage.actions import do_fail_build
 
     reaped = []
     for build in candidates:
@@ -86,8 +87,8 @@ def reap_builds(now: datetime | None = None) -> list[int]:
         else:
             beat = build.heartbeat_at or build.started_at
             reason = (f"the worker on {build.worker_host or 'an unknown host'} stopped reporting during "
-                      f"{build.status} (last heartbeat {iso(beat)}); presumed dead")
-        if fail_build(build, reason):
+                      f"{build.status} (last heartbeat {iso_utc(beat)}); presumed dead")
+        if do_fail_build(build, reason):
             reaped.append(build.id)
             remove_scratch(build.id)
     default_store().sweep_temp(older_than_s=settings.TRACELEDGER_BUILD_TIMEOUT_S)

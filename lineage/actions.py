@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from compliance.ledger import ledger
+from compliance.ledger import events, ledger
 from compliance.lib.store import TooLarge, default_store
 from lineage import onnx_model
 from lineage.models import Build, Deployment, Engine, ModelSource, Prediction, PredictionSalt
@@ -168,3 +168,30 @@ def live_deployment(service: str, environment: str | None = None) -> Deployment 
 
 def host_name() -> str:
     return os.uname().nodename
+
+
+LOG_LIMIT = 200_000  # characters of a build log kept
+
+
+def first_line(text: str) -> str:
+    """The first line of a message, at most 1000 characters (errors kept on a row)."""
+    text = text.strip()
+    return text.splitlines()[0][:1000] if text else ""
+
+
+def do_fail_build(build: Build, reason: str, *, log_text: str = "") -> bool:
+    """Mark a build failed with its ledger entry and an alert; False when it had
+    already finished (succeeded, failed or cancelled)."""
+    reason = first_line(reason) or "build failed"
+    with transaction.atomic():
+        current = Build.objects.select_for_update().filter(pk=build.pk).first()
+        if current is None or current.status in Build.FINAL:
+            return False
+        text = (current.log + "\n" + log_text).strip() if log_text else current.log
+        Build.objects.filter(pk=build.pk).update(status=Build.FAILED, error=reason, finished_at=timezone.now(),
+                                                 log=text[-LOG_LIMIT:])
+        ledger.append("build.failed", {"build_id": build.id, "error": reason, "stage": current.status},
+                      subject=f"build:{build.id}")
+    events.report("build.failed", f"build {build.id} failed: {reason}", severity="warning",
+                subject=f"build:{build.id}", details={"build_id": build.id, "stage": current.status})
+    return True

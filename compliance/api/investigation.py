@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance.api.errors import ApiError
+from compliance.api.paging import page_for_api
 from compliance.investigation import cases
 from compliance.investigation.alerts import AlertError, do_acknowledge_alert
 from compliance.investigation.ledger_checks import last_verification, run_verification
@@ -22,7 +23,6 @@ from compliance.lib.roles import ADMIN, CASE_ROLES, DECIDE_ROLES, READ_ROLES, ac
 from compliance.models import Alert, Case, LedgerEntry, NotificationRule, SigningKey
 from compliance.web.forms import NotificationRuleForm
 from compliance.web.ledger_status import checkpoints
-from compliance.web.paging import page_for_api
 from lineage.models import Prediction
 
 PAGING = {"cursor": "next_cursor of the previous page", "limit": "page size (1-500, default 50)"}

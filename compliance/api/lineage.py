@@ -11,11 +11,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance.api.errors import ApiError
+from compliance.api.paging import page_for_api
 from compliance.ledger import ledger
 from compliance.lib.ids import parse_inference_id
 from compliance.lib.roles import ADMIN, ENGINEER, SERVICE, actor_name
 from compliance.web.ledger_status import inclusion_status
-from compliance.web.paging import page_for_api
 from inference import build_requests, specs
 from inference import calibration as calibration_api
 from inference.loader import EngineRefused

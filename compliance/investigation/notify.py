@@ -18,6 +18,7 @@ import urllib.request
 import uuid
 from datetime import datetime, timezone
 
+from celery import current_app
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
@@ -41,10 +42,9 @@ def queue_notifications(alert: Alert) -> None:
         return
     alert_id = alert.pk
 
-    def send():
-        from compliance.tasks import send_alert_notifications
-
-        send_alert_notifications.apply_async(args=[alert_id], queue="default")
+    def send():  # by task name: compliance.tasks imports this module, not the reverse
+        current_app.signature("compliance.tasks.send_alert_notifications", args=[alert_id]).apply_async(
+            queue="default")
 
     transaction.on_commit(send)
 

@@ -50,3 +50,8 @@ def datetime_from_us(ts_us: int) -> datetime:
 
 def is_hex64(value) -> bool:
     return type(value) is str and len(value) == 64 and _HEX.issuperset(value)
+
+
+def iso_utc(dt: datetime) -> str:
+    """A time as ISO 8601 in UTC to the second, with Z (build predicates, messages)."""
+    return dt.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

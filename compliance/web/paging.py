@@ -91,15 +91,3 @@ def page_for_view(request, query, keys: tuple[str, ...]) -> Page:
     except CursorError as exc:
         messages.error(request, str(exc))
         return keyset_page(query, keys, limit=parse_limit(None))
-
-
-def page_for_api(query, request, keys: tuple[str, ...] = ("id",), to_dict=lambda row: row.to_dict()) -> dict:
-    """One API page: {"results": [...], "next_cursor": str | null}; a bad cursor is a 400."""
-    from compliance.api.errors import ApiError
-
-    try:
-        page = keyset_page(query, keys, cursor=request.query_params.get("cursor"),
-                           limit=parse_limit(request.query_params.get("limit")))
-    except CursorError as exc:
-        raise ApiError(str(exc)) from None
-    return {"results": [to_dict(row) for row in page.items], "next_cursor": page.next_cursor}
