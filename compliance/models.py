@@ -284,7 +284,15 @@ class Case(models.Model):
     closed_by = models.CharField(max_length=150, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     # Evidence under legal hold must not be erased (salts kept, exports retained).
+    # Placing and releasing a hold are steps of their own (HOLD_ROLES), each with a reason
+    # and a ledger entry; the row keeps who, when and why for the case page.
     legal_hold = models.BooleanField(default=False)
+    hold_placed_by = models.CharField(max_length=150, blank=True)
+    hold_placed_at = models.DateTimeField(null=True, blank=True)
+    hold_reason = models.TextField(blank=True)
+    hold_released_by = models.CharField(max_length=150, blank=True)
+    hold_released_at = models.DateTimeField(null=True, blank=True)
+    hold_release_reason = models.TextField(blank=True)
     ledger_index = models.BigIntegerField(null=True)
 
     class Meta:
@@ -313,8 +321,28 @@ class Case(models.Model):
             "closed_by": self.closed_by or None,
             "closed_at": self.closed_at.isoformat() if self.closed_at else None,
             "legal_hold": self.legal_hold,
+            "hold": self.hold_dict(),
             "ledger_index": self.ledger_index,
         }
+
+    def hold_dict(self) -> dict | None:
+        """Who placed the hold, when and why (and who released it), or None if never held."""
+        if not self.hold_placed_at:
+            return None
+        return {
+            "active": self.legal_hold,
+            "placed_by": self.hold_placed_by,
+            "placed_at": self.hold_placed_at.isoformat(),
+            "reason": self.hold_reason,
+            "released_by": self.hold_released_by or None,
+            "released_at": self.hold_released_at.isoformat() if self.hold_released_at else None,
+            "release_reason": self.hold_release_reason or None,
+        }
+
+    @classmethod
+    def holding(cls, inference_id):
+        """The cases whose legal hold covers this prediction now."""
+        return cls.objects.filter(prediction_id=inference_id, legal_hold=True)
 
 
 class CaseNote(models.Model):

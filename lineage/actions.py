@@ -11,12 +11,17 @@ from django.utils import timezone
 
 from compliance.ledger import events, ledger
 from compliance.lib.store import TooLarge, default_store
+from compliance.models import Case
 from lineage import onnx_model
 from lineage.models import Build, Deployment, Engine, ModelSource, Prediction, PredictionSalt
 
 
 class ActionError(ValueError):
     """Bad input for an action: one line, shown to the user as is."""
+
+
+class ErasureRefused(ActionError):
+    """The prediction is under legal hold: nothing was erased (HTTP 409)."""
 
 
 def _model_by_ref(ref) -> ModelSource:
@@ -144,19 +149,32 @@ def do_erase_input_salt(inference_id, *, acting_user: str, reference: str = "") 
     disclosed input can no longer be linked to the prediction, while the prediction,
     its ledger entry and every checkpoint stay as they were and keep verifying.  The
     erasure itself is a ledger entry (`reference` is a ticket id, never personal
-    data).  Returns False when the salt was already gone."""
+    data).  Returns False when the salt was already gone.
+
+    A prediction under legal hold (any case holding it) is never erased: the attempt is
+    recorded (`prediction.erasure_refused`) and ErasureRefused raised."""
     reference = (reference or "").strip()
     if len(reference) > 100:
         raise ActionError("reference must be at most 100 characters (a ticket id, not personal data)")
     with transaction.atomic():
-        if not Prediction.objects.filter(inference_id=inference_id).exists():
+        # The prediction row is the lock a hold placement takes too (cases._place_hold).
+        if Prediction.objects.select_for_update().filter(inference_id=inference_id).first() is None:
             raise ActionError(f"no prediction with inference id {inference_id}")
-        deleted, _ = PredictionSalt.objects.filter(inference_id=inference_id).delete()
-        if not deleted:
-            return False
-        ledger.append("prediction.salt_erased", {"inference_id": str(inference_id), "reference": reference},
+        holding = sorted(Case.holding(inference_id).values_list("id", flat=True))
+        if not holding:
+            deleted, _ = PredictionSalt.objects.filter(inference_id=inference_id).delete()
+            if not deleted:
+                return False
+            ledger.append("prediction.salt_erased", {"inference_id": str(inference_id), "reference": reference},
+                          subject=f"prediction:{inference_id}", actor=acting_user)
+            return True
+    with transaction.atomic():
+        ledger.append("prediction.erasure_refused",
+                      {"inference_id": str(inference_id), "reference": reference, "held_by_cases": holding},
                       subject=f"prediction:{inference_id}", actor=acting_user)
-    return True
+    cases = ", ".join(str(c) for c in holding)
+    raise ErasureRefused(f"prediction {inference_id} is under legal hold (case {cases}): its input salt is kept "
+                         "until a reviewer or admin releases every hold")
 
 
 def live_deployment(service: str, environment: str | None = None) -> Deployment | None:

@@ -19,6 +19,7 @@ W = {"bob", "charlie"}                   # engineer and admin
 A = {"charlie"}                          # admin
 C = R                                    # may open and note cases
 D = A                                    # may decide and close cases (reviewer or admin)
+H = A                                    # may place and release legal holds (reviewer or admin)
 
 ENDPOINTS = [
     # pages
@@ -33,6 +34,7 @@ ENDPOINTS = [
     ("GET", "/ledger/", R), ("GET", "/ledger/{index}/", R), ("POST", "/ledger/verify/", R),
     ("GET", "/cases/", R), ("POST", "/cases/open/", C), ("GET", "/cases/{case}/", R), ("POST", "/cases/{case}/note/", C),
     ("POST", "/cases/{case}/decide/", D), ("POST", "/cases/{case}/close/", D),
+    ("POST", "/cases/{case}/hold/", H), ("POST", "/cases/{case}/hold/release/", H),
     ("GET", "/settings/notifications/", A), ("GET", "/settings/notifications/new/", A),
     ("POST", "/settings/notifications/new/", A), ("GET", "/settings/notifications/{rule}/", A),
     ("POST", "/settings/notifications/{rule}/", A),
@@ -58,6 +60,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/cases/", R), ("POST", "/api/v1/cases/", C), ("GET", "/api/v1/cases/{case}/", R),
     ("POST", "/api/v1/cases/{case}/notes/", C), ("POST", "/api/v1/cases/{case}/decision/", D),
     ("POST", "/api/v1/cases/{case}/close/", D),
+    ("POST", "/api/v1/cases/{case}/hold/", H), ("POST", "/api/v1/cases/{case}/hold/release/", H),
     ("GET", "/api/v1/notification-rules/", A), ("POST", "/api/v1/notification-rules/", A),
     ("GET", "/api/v1/notification-rules/{rule}/", A), ("PUT", "/api/v1/notification-rules/{rule}/", A),
     ("GET", "/api/v1/keys/", R),
@@ -66,6 +69,7 @@ ENDPOINTS = [
     ("POST", "/api/v1/ingest/predictions/", set()), ("POST", "/api/v1/ingest/engine-loads/", set()),
     # last: they remove what the routes above use
     ("POST", "/api/v1/builds/{build}/cancel/", W), ("POST", "/api/v1/predictions/{iid}/erase-salt/", A),
+    ("POST", "/trace/{iid}/erase-salt/", A),
     ("POST", "/settings/notifications/{rule}/delete/", A), ("DELETE", "/api/v1/notification-rules/{rule2}/", A),
 ]
 
@@ -78,6 +82,8 @@ BODIES = {
     "/api/v1/cases/": {"inference_id": "{iid}", "kind": "gdpr_art22", "summary": "contested"},
     "/api/v1/cases/{case}/notes/": {"text": "a note"},
     "/api/v1/cases/{case}/decision/": {"outcome": "overturned", "reason": "income was misread"},
+    "/cases/{case}/hold/": {"reason": "litigation"}, "/cases/{case}/hold/release/": {"reason": "settled"},
+    "/api/v1/cases/{case}/hold/": {"reason": "litigation"}, "/api/v1/cases/{case}/hold/release/": {"reason": "settled"},
 }
 
 

@@ -19,7 +19,7 @@ from compliance.investigation.alerts import AlertError, do_acknowledge_alert
 from compliance.investigation.ledger_checks import last_verification, run_verification
 from compliance.investigation.notify import do_delete_rule, do_save_rule
 from compliance.ledger import ledger
-from compliance.lib.roles import ADMIN, CASE_ROLES, DECIDE_ROLES, READ_ROLES, actor_name
+from compliance.lib.roles import ADMIN, CASE_ROLES, DECIDE_ROLES, HOLD_ROLES, READ_ROLES, actor_name, has_role
 from compliance.models import Alert, Case, LedgerEntry, NotificationRule, SigningKey
 from compliance.web.forms import NotificationRuleForm
 from compliance.web.ledger_status import checkpoints
@@ -124,10 +124,14 @@ class CaseList(APIView):
         return Response(page_for_api(query, request))
 
     def post(self, request):
-        """Open a case on a prediction: {"inference_id", "kind", "summary", "legal_hold"}."""
+        """Open a case on a prediction: {"inference_id", "kind", "summary", "legal_hold", "hold_reason"};
+        a legal hold needs the reviewer or admin role."""
         from compliance.lib.ids import parse_inference_id
 
         data = _body(request)
+        legal_hold = data.get("legal_hold") is True
+        if legal_hold and not has_role(request.user, *HOLD_ROLES):
+            raise ApiError("placing a legal hold needs the reviewer or admin role", status.HTTP_403_FORBIDDEN)
         try:
             iid = parse_inference_id(str(data.get("inference_id", "")))
         except ValueError as exc:
@@ -137,7 +141,8 @@ class CaseList(APIView):
             raise ApiError(f"no prediction with inference id {iid}", 404)
         try:
             case = cases.do_open_case(prediction, kind=str(data.get("kind", "")), summary=str(data.get("summary", "")),
-                                      legal_hold=data.get("legal_hold") is True, acting_user=actor_name(request.user))
+                                      legal_hold=legal_hold, hold_reason=str(data.get("hold_reason", "")),
+                                      acting_user=actor_name(request.user))
         except cases.CaseError as exc:
             raise ApiError(str(exc)) from None
         return Response(case.to_dict(), status=status.HTTP_201_CREATED)
@@ -157,7 +162,7 @@ def _case_step(request, pk, step, code=status.HTTP_200_OK) -> Response:
     try:
         result = step(case, _body(request), actor_name(request.user))
     except cases.CaseError as exc:
-        raise ApiError(str(exc), 409 if " is " in str(exc) else 400) from None
+        raise ApiError(str(exc), 409 if isinstance(exc, cases.CaseConflict) else 400) from None
     return Response(result.to_dict(), status=code)
 
 
@@ -189,6 +194,26 @@ class CaseClose(APIView):
         """Close a decided case: {"note"} (reviewer or admin)."""
         return _case_step(request, pk, lambda case, data, actor: cases.do_close_case(
             case, note=str(data.get("note", "")), acting_user=actor))
+
+
+class CaseHold(APIView):
+    parser_classes = [JSONParser]
+    write_roles = HOLD_ROLES
+
+    def post(self, request, pk):
+        """Place a legal hold on the case's prediction: {"reason"} (reviewer or admin); 409 if already held."""
+        return _case_step(request, pk, lambda case, data, actor: cases.do_place_hold(
+            case, reason=str(data.get("reason", "")), acting_user=actor))
+
+
+class CaseHoldRelease(APIView):
+    parser_classes = [JSONParser]
+    write_roles = HOLD_ROLES
+
+    def post(self, request, pk):
+        """Release the case's legal hold: {"reason"} (reviewer or admin); 409 if not held."""
+        return _case_step(request, pk, lambda case, data, actor: cases.do_release_hold(
+            case, reason=str(data.get("reason", "")), acting_user=actor))
 
 
 class NotificationRuleList(APIView):

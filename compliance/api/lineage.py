@@ -380,7 +380,8 @@ class EngineAt(APIView):
 
 
 class EraseSalt(APIView):
-    """POST {"reference": "<ticket id>"}: erase a prediction's input salt (admin)."""
+    """POST {"reference": "<ticket id>"}: erase a prediction's input salt (admin); 409
+    while a case holds the prediction under legal hold."""
 
     parser_classes = [JSONParser]
     write_roles = (ADMIN,)
@@ -396,6 +397,8 @@ class EraseSalt(APIView):
             raise ApiError("reference must be a string")
         try:
             erased = actions.do_erase_input_salt(iid, acting_user=actor_name(request.user), reference=reference)
+        except actions.ErasureRefused as exc:
+            raise ApiError(str(exc), status.HTTP_409_CONFLICT) from None
         except actions.ActionError as exc:
             raise ApiError(str(exc), 404 if "no prediction" in str(exc) else 400) from None
         return Response({"inference_id": str(iid), "erased": erased, "already_erased": not erased})

@@ -40,6 +40,8 @@ urlpatterns = [
     path("api/v1/cases/<int:pk>/notes/", investigation.CaseNoteCreate.as_view()),
     path("api/v1/cases/<int:pk>/decision/", investigation.CaseDecide.as_view()),
     path("api/v1/cases/<int:pk>/close/", investigation.CaseClose.as_view()),
+    path("api/v1/cases/<int:pk>/hold/", investigation.CaseHold.as_view()),
+    path("api/v1/cases/<int:pk>/hold/release/", investigation.CaseHoldRelease.as_view()),
     path("api/v1/notification-rules/", investigation.NotificationRuleList.as_view()),
     path("api/v1/notification-rules/<int:pk>/", investigation.NotificationRuleDetail.as_view()),
     path("api/v1/keys/", investigation.KeyList.as_view()),

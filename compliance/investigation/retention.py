@@ -36,13 +36,14 @@ def held_inference_ids() -> set[uuid.UUID]:
 
 
 def expired_salts(now: datetime | None = None):
-    """(salts past retention and not held, how many are held back)."""
+    """(salts past retention and not held, how many are held back, the cutoff).  The
+    hold test is a subquery, evaluated by the very statement that deletes."""
     cutoff = (now or _now()) - timedelta(days=retention_days())
     old = Prediction.objects.filter(timestamp__lt=cutoff).values("inference_id")
     expired = PredictionSalt.objects.filter(inference_id__in=old)
-    held = held_inference_ids()
-    kept = expired.filter(inference_id__in=held).count() if held else 0
-    return (expired.exclude(inference_id__in=held) if held else expired), kept, cutoff
+    held = Case.objects.filter(legal_hold=True).values("prediction_id")
+    kept = expired.filter(inference_id__in=held).count()
+    return expired.exclude(inference_id__in=held), kept, cutoff
 
 
 def do_apply_retention(*, dry_run: bool = False, acting_user: str = "system", now: datetime | None = None) -> dict:

@@ -39,6 +39,7 @@ KINDS = {
     "engine.reverified",
     "prediction.recorded",
     "prediction.salt_erased",
+    "prediction.erasure_refused",
     "alert.raised",
     "alert.acknowledged",
     "key.registered",
@@ -53,6 +54,8 @@ KINDS = {
     "case.noted",
     "case.decided",
     "case.closed",
+    "case.hold_placed",
+    "case.hold_released",
     "ledger.verified",
     "notification_rule.changed",
 }

@@ -24,6 +24,10 @@ WRITE_ROLES = (ENGINEER, ADMIN)
 # notes; deciding a case needs a reviewer or an admin.
 CASE_ROLES = (AUDITOR, ENGINEER, ADMIN)
 DECIDE_ROLES = (REVIEWER, ADMIN)
+# Placing or releasing a legal hold suspends or restores erasure: a right of its own
+# (not a reader's), given to reviewers and admins.  Kept apart from DECIDE_ROLES so that
+# the two can diverge.
+HOLD_ROLES = (REVIEWER, ADMIN)
 
 
 def ensure_groups() -> None:

@@ -15,6 +15,15 @@ class OpenCaseForm(forms.Form):
     kind = forms.ChoiceField(choices=Case.KINDS)
     summary = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2, "placeholder": "why the decision is contested or reviewed"}))
     legal_hold = forms.BooleanField(required=False, help_text="keep every record of this prediction from erasure")
+    hold_reason = forms.CharField(required=False, max_length=1000)
+
+
+class HoldForm(forms.Form):
+    reason = forms.CharField(max_length=1000, widget=forms.Textarea(attrs={"rows": 2, "placeholder": "why (litigation, regulator request, ticket)"}))
+
+
+class EraseSaltForm(forms.Form):
+    reference = forms.CharField(required=False, max_length=100, help_text="ticket id of the erasure request (no personal data)")
 
 
 class CaseNoteForm(forms.Form):

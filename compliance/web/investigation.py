@@ -14,6 +14,7 @@ import json
 from celery import current_app
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -28,6 +29,7 @@ from compliance.lib.roles import (
     ADMIN,
     CASE_ROLES,
     DECIDE_ROLES,
+    HOLD_ROLES,
     READ_ROLES,
     WRITE_ROLES,
     actor_name,
@@ -42,6 +44,7 @@ from compliance.web.forms import (
     CaseNoteForm,
     CloseCaseForm,
     DecideCaseForm,
+    HoldForm,
     NotificationRuleForm,
     OpenCaseForm,
 )
@@ -153,7 +156,9 @@ def case_detail(request, pk):
     return render(request, "compliance/case_detail.html", {
         "case": case, "notes": case.notes.all(), "entries": entries,
         "note_form": CaseNoteForm(), "decide_form": DecideCaseForm(), "close_form": CloseCaseForm(),
+        "hold_form": HoldForm(), "hold": case.hold_dict(),
         "may_note": has_role(request.user, *CASE_ROLES), "may_decide": has_role(request.user, *DECIDE_ROLES),
+        "may_hold": has_role(request.user, *HOLD_ROLES),
     })
 
 
@@ -167,12 +172,15 @@ def case_open(request):
         iid = request.POST.get("inference_id", "")
         messages.error(request, "To open a case, choose its kind and give a summary.")
         return redirect("trace", inference_id=iid) if iid else redirect("case-list")
+    if form.cleaned_data["legal_hold"] and not has_role(request.user, *HOLD_ROLES):
+        raise PermissionDenied("placing a legal hold needs the reviewer or admin role")
     prediction = Prediction.objects.filter(inference_id=form.cleaned_data["inference_id"]).first()
     if prediction is None:
         raise Http404("no such prediction")
     try:
         case = cases.do_open_case(prediction, kind=form.cleaned_data["kind"], summary=form.cleaned_data["summary"],
-                                  legal_hold=form.cleaned_data["legal_hold"], acting_user=actor_name(request.user))
+                                  legal_hold=form.cleaned_data["legal_hold"],
+                                  hold_reason=form.cleaned_data["hold_reason"], acting_user=actor_name(request.user))
     except cases.CaseError as exc:
         messages.error(request, str(exc))
         return redirect("trace", inference_id=str(prediction.inference_id))
@@ -216,6 +224,22 @@ def case_close(request, pk):
     """Closing a decided case: reviewer or admin."""
     return _case_step(request, pk, CloseCaseForm,
                       lambda case, d, actor: cases.do_close_case(case, note=d["note"], acting_user=actor))
+
+
+@role_required(*HOLD_ROLES)
+@require_POST
+def case_hold(request, pk):
+    """Place a legal hold, with a reason: reviewer or admin."""
+    return _case_step(request, pk, HoldForm,
+                      lambda case, d, actor: cases.do_place_hold(case, reason=d["reason"], acting_user=actor))
+
+
+@role_required(*HOLD_ROLES)
+@require_POST
+def case_hold_release(request, pk):
+    """Release a legal hold, with a reason: reviewer or admin."""
+    return _case_step(request, pk, HoldForm,
+                      lambda case, d, actor: cases.do_release_hold(case, reason=d["reason"], acting_user=actor))
 
 
 @role_required(ADMIN)

@@ -5,20 +5,24 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_POST
 
 from compliance.ledger import ledger
 from compliance.lib.ids import parse_inference_id
-from compliance.lib.roles import READ_ROLES, actor_name, role_required
+from compliance.lib.roles import ADMIN, HOLD_ROLES, READ_ROLES, actor_name, has_role, role_required
 from compliance.models import Alert, Case
 from compliance.web import charts, stats
+from compliance.web.forms import EraseSaltForm
 from compliance.web.graph import lineage_spec, trace_spec
 from compliance.web.ledger_status import inclusion_status, url_or_none
 from compliance.web.paging import CursorError, keyset_page, parse_limit
-from lineage.models import Deployment, ModelSource, Prediction
+from lineage import actions
+from lineage.models import Deployment, ModelSource, Prediction, PredictionSalt
 from lineage.trace import trace
 
 DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -109,8 +113,7 @@ def trace_search(request):
     return render(request, "lineage/trace_search.html", context, status=400 if error else 200)
 
 
-@role_required(*READ_ROLES)
-def trace_detail(request, inference_id):
+def _trace_result(inference_id: str):
     try:
         iid = parse_inference_id(inference_id)
     except ValueError:
@@ -118,16 +121,51 @@ def trace_detail(request, inference_id):
     result = trace(iid)
     if result.prediction is None:
         raise Http404("no such prediction")
-    ledger.append("trace.viewed", {"inference_id": str(iid), "ok": result.ok},
-                  subject=f"prediction:{iid}", actor=actor_name(request.user))
+    return iid, result
+
+
+def _trace_page(request, result, status: int = 200):
+    cases = Case.objects.filter(prediction=result.prediction)
     context = {
         "trace": result, "prediction": result.prediction, "figure": trace_spec(result),
         "proof": inclusion_status(result.prediction.ledger_index),
-        "cases": Case.objects.filter(prediction=result.prediction),
+        "cases": cases, "holding": [c for c in cases if c.legal_hold],
         "case_kinds": Case.KINDS,
-        "export_url": url_or_none("report-export", str(iid)),
+        "export_url": url_or_none("report-export", str(result.prediction.inference_id)),
+        "may_hold": has_role(request.user, *HOLD_ROLES), "may_erase": has_role(request.user, ADMIN),
+        "salt_kept": PredictionSalt.objects.filter(inference_id=result.prediction.inference_id).exists(),
+        "erase_form": EraseSaltForm(),
     }
-    return render(request, "lineage/trace.html", context)
+    return render(request, "lineage/trace.html", context, status=status)
+
+
+@role_required(*READ_ROLES)
+def trace_detail(request, inference_id):
+    iid, result = _trace_result(inference_id)
+    ledger.append("trace.viewed", {"inference_id": str(iid), "ok": result.ok},
+                  subject=f"prediction:{iid}", actor=actor_name(request.user))
+    return _trace_page(request, result)
+
+
+@role_required(ADMIN)
+@require_POST
+def erase_salt(request, inference_id):
+    """GDPR erasure of a prediction's input salt from its trace page (admin); a legal
+    hold refuses it with a 409 and the reason on the page."""
+    iid, result = _trace_result(inference_id)
+    form = EraseSaltForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The reference is a ticket id of at most 100 characters.")
+        return _trace_page(request, result, status=400)
+    try:
+        erased = actions.do_erase_input_salt(iid, acting_user=actor_name(request.user),
+                                             reference=form.cleaned_data["reference"])
+    except actions.ErasureRefused as exc:
+        messages.error(request, str(exc))
+        return _trace_page(request, result, status=409)
+    messages.success(request, "Input salt erased: the disclosed input can no longer be linked to this prediction."
+                     if erased else "The input salt was already erased.")
+    return redirect("trace", inference_id=str(iid))
 
 
 @role_required(*READ_ROLES)

@@ -31,7 +31,7 @@ def entries(case):
 
 
 def test_it_records_every_step_of_a_case_in_the_ledger(prediction):
-    case = do_open_case(prediction, kind=Case.GDPR_ART22, summary="contested refusal", acting_user="alice",
+    case = do_open_case(prediction, kind=Case.GDPR_ART22, summary="contested refusal", acting_user="charlie",
                         legal_hold=True)
     do_add_case_note(case, text="engine and build verified", acting_user="alice")
     case.refresh_from_db()
@@ -39,8 +39,8 @@ def test_it_records_every_step_of_a_case_in_the_ledger(prediction):
     case = do_decide_case(case, outcome=Case.OVERTURNED, reason="income was misread", acting_user="charlie")
     case = do_close_case(case, acting_user="charlie", note="applicant informed")
     assert case.status == Case.CLOSED and case.decided_by == "charlie" and case.closed_at
-    assert entries(case) == [("case.opened", "alice"), ("case.noted", "alice"), ("case.decided", "charlie"),
-                             ("case.closed", "charlie")]
+    assert entries(case) == [("case.opened", "charlie"), ("case.hold_placed", "charlie"), ("case.noted", "alice"),
+                             ("case.decided", "charlie"), ("case.closed", "charlie")]
     opened = json.loads(LedgerEntry.objects.get(kind="case.opened").body)["payload"]
     assert opened["inference_id"] == str(prediction.inference_id) and opened["legal_hold"] is True
 
