@@ -3,17 +3,18 @@
 - `predictions_page`: predictions by deployment / service / time window / input
   digest, newest first, with keyset pagination (the cursor is the last row's
   timestamp and inference id, so a page costs the same at row 10 or row 10 million
-  and rows inserted meanwhile never shift a page).
+  and rows inserted meanwhile never shift a page).  The cursor is signed
+  (django.core.signing), so a client passes it back but cannot forge one.
 - `engine_at`: which engine served a service at a moment — the deployment that was
   live then, and the last verified load of it at or before that moment.
 """
 from __future__ import annotations
 
-import base64
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core import signing
 from django.db.models import Q
 
 from compliance.lib.ids import datetime_from_us, is_hex64, us_from_datetime
@@ -36,18 +37,19 @@ def parse_time(value: str, name: str) -> datetime:
     return moment
 
 
+_CURSOR = signing.Signer(salt="lineage.queries.predictions_page")
+
+
 def encode_cursor(prediction: Prediction) -> str:
-    raw = f"{us_from_datetime(prediction.timestamp)}:{prediction.inference_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return _CURSOR.sign(f"{us_from_datetime(prediction.timestamp)}:{prediction.inference_id}")
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        ts, iid = raw.split(":", 1)
+        ts, iid = _CURSOR.unsign(cursor).split(":", 1)
         return datetime_from_us(int(ts)), uuid.UUID(iid)
-    except (ValueError, UnicodeDecodeError):
-        raise QueryError("after is not a cursor returned by this API") from None
+    except (signing.BadSignature, ValueError, TypeError, OverflowError):
+        raise QueryError("after is not a cursor returned by this API: pass `next` of the previous page unchanged") from None
 
 
 @dataclass

@@ -24,9 +24,21 @@ def _first_message(data) -> str:
     return str(data)
 
 
+def _raised_by_parser(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(("rest_framework/parsers.py", "json/decoder.py")):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def exception_handler(exc, context):
     if isinstance(exc, ApiError):
         return Response({"error": str(exc), "detail": exc.detail}, status=exc.status_code)
+    if isinstance(exc, RecursionError) and _raised_by_parser(exc):
+        # json gave up on a body nested past Python's recursion limit; DRF catches only ValueError
+        return Response({"error": "the JSON body nests too deeply", "detail": {}}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoValidationError):
         return Response({"error": "; ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
     response = drf_exception_handler(exc, context)

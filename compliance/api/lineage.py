@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from compliance.api.errors import ApiError
 from compliance.api.paging import page_for_api
 from compliance.ledger import ledger
-from compliance.lib.ids import parse_inference_id
+from compliance.lib.ids import parse_db_int, parse_inference_id
 from compliance.lib.roles import ADMIN, ENGINEER, SERVICE, actor_name
 from compliance.web.ledger_status import inclusion_status
 from inference import build_requests, specs
@@ -71,7 +71,11 @@ class BuildList(APIView):
         """List builds, newest first, filtered."""
         from compliance.web.builds import filter_builds
 
-        return Response(page_for_api(filter_builds(request.query_params, Build.objects.select_related("engine")), request))
+        try:
+            query = filter_builds(request.query_params, Build.objects.select_related("engine"))
+        except ValueError as exc:
+            raise ApiError(str(exc)) from None
+        return Response(page_for_api(query, request))
 
     def post(self, request):
         """Request a build: {"model", "backend", "precision", "shapes": ["NAME=MIN:OPT:MAX"], "commit"}."""
@@ -193,9 +197,11 @@ class EngineLoadList(APIView):
         params = request.query_params
         query = EngineLoad.objects.all()
         if params.get("engine"):
-            if not params["engine"].isdigit():
-                raise ApiError("engine must be an engine id")
-            query = query.filter(deployment__engine_id=int(params["engine"]))
+            try:
+                engine = parse_db_int(params["engine"], "engine", minimum=1)
+            except ValueError as exc:
+                raise ApiError(f"{exc} (an engine id)") from None
+            query = query.filter(deployment__engine_id=engine)
         if params.get("service"):
             query = query.filter(service=params["service"])
         if params.get("verdict"):
@@ -338,9 +344,9 @@ def _optional_int(request, name: str) -> int | None:
     if value in (None, ""):
         return None
     try:
-        return int(value)
-    except ValueError:
-        raise ApiError(f"{name} must be an integer") from None
+        return parse_db_int(value, name)
+    except ValueError as exc:
+        raise ApiError(str(exc)) from None
 
 
 class PredictionList(APIView):

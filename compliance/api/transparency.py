@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from compliance.api.errors import ApiError
 from compliance.ledger import proofs
-from compliance.lib.ids import parse_inference_id
+from compliance.lib.ids import parse_db_int, parse_inference_id
 from compliance.models import VerificationRun
 
 
@@ -18,9 +18,10 @@ def _int_param(request, name: str, required: bool = True) -> int | None:
         if required:
             raise ApiError(f"{name} is required")
         return None
-    if not raw.isdigit() or len(raw) > 20:
-        raise ApiError(f"{name} must be a non-negative integer")
-    return int(raw)
+    try:
+        return parse_db_int(raw, name, minimum=0)
+    except ValueError as exc:
+        raise ApiError(str(exc)) from None
 
 
 class _ProofView(APIView):

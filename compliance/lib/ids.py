@@ -48,6 +48,34 @@ def datetime_from_us(ts_us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=ts_us)
 
 
+# The database's integer columns (BigAutoField, BigIntegerField) are signed 64-bit.
+DB_INT_MIN, DB_INT_MAX = -(2**63), 2**63 - 1
+
+
+def parse_db_int(value, name: str, *, minimum: int = DB_INT_MIN, maximum: int = DB_INT_MAX) -> int:
+    """An integer parameter (query value, path part, cursor field), bounded to the
+    database's signed 64-bit range and to [minimum, maximum]; ValueError naming the
+    parameter otherwise.  Every filter on an integer column goes through this, so that
+    no crafted number reaches the database (SQLite overflows, PostgreSQL errors)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{name} must be an integer")
+    if isinstance(value, str):
+        text = value.strip()
+        digits = text[1:] if text[:1] in "+-" else text
+        if not digits.isascii() or not digits.isdigit() or len(digits) > 19:
+            if digits.isascii() and digits.isdigit():
+                raise ValueError(f"{name} is out of range: it must fit a signed 64-bit integer")
+            raise ValueError(f"{name} must be an integer")
+        value = int(text)
+    if not DB_INT_MIN <= value <= DB_INT_MAX:
+        raise ValueError(f"{name} is out of range: it must fit a signed 64-bit integer")
+    if not minimum <= value <= maximum:
+        if maximum == DB_INT_MAX and minimum in (0, 1):
+            raise ValueError(f"{name} must be a {'non-negative' if minimum == 0 else 'positive'} integer")
+        raise ValueError(f"{name} must be between {minimum} and {maximum}")
+    return value
+
+
 def is_hex64(value) -> bool:
     return type(value) is str and len(value) == 64 and _HEX.issuperset(value)
 

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from compliance.lib.ids import parse_db_int
 from compliance.lib.roles import READ_ROLES, WRITE_ROLES, actor_name, role_required
 from compliance.lib.store import default_store
 from compliance.web import charts
@@ -28,6 +29,7 @@ STAGES = [Build.QUEUED, Build.BUILDING, Build.VERIFYING, Build.SIGNING, Build.SU
 
 
 def filter_builds(params, query=None):
+    """Builds matching the filters in `params`; ValueError for a model that is not an id."""
     query = query if query is not None else Build.objects.all()
     for field in ("status", "backend", "precision"):
         if params.get(field):
@@ -35,18 +37,24 @@ def filter_builds(params, query=None):
     if params.get("submitter"):
         query = query.filter(submitter=params["submitter"].strip())
     if params.get("model"):
-        query = query.filter(model_id=params["model"]) if str(params["model"]).isdigit() else query.none()
+        query = query.filter(model_id=parse_db_int(params["model"], "model", minimum=1))
     return query
 
 
 @role_required(*READ_ROLES)
 def build_list(request):
-    page = page_for_view(request, filter_builds(request.GET, Build.objects.select_related("model", "engine")), ("id",))
+    status = 200
+    try:
+        query = filter_builds(request.GET, Build.objects.select_related("model", "engine"))
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        query, status = Build.objects.none(), 400
+    page = page_for_view(request, query, ("id",))
     submitters = Build.objects.order_by("submitter").values_list("submitter", flat=True).distinct()[:200]
     context = {"page": page, "filters": {k: request.GET.get(k, "") for k in ("status", "backend", "precision", "submitter")},
                "statuses": [s for s, _ in Build.STATUSES], "backends": BACKENDS, "precisions": PRECISIONS,
                "submitters": submitters, "filtered": any(request.GET.get(k) for k in ("status", "backend", "precision", "submitter"))}
-    return render(request, "lineage/build_list.html", context)
+    return render(request, "lineage/build_list.html", context, status=status)
 
 
 def stage_view(build: Build) -> list[dict]:

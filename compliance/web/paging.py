@@ -1,18 +1,25 @@
 """Keyset pagination: a page is "the next N rows after this key", so page 10,000 costs
 what page 1 costs (an index range scan), unlike OFFSET.  Keys are ordered descending
-(newest first); the cursor is an opaque, URL-safe encoding of the last row's key."""
+(newest first); the cursor is the last row's key, signed (django.core.signing, with
+its own salt) so that a client can pass it back but not forge one, and each value is
+checked against its column's type and range before it reaches a query."""
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.core.exceptions import ValidationError
+from django.core import signing
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db.models import Q
 
+from compliance.lib.ids import parse_db_int
+
 MAX_LIMIT = 500
+_SIGNER = signing.Signer(salt="compliance.web.paging.cursor")
+_BAD = "malformed cursor: pass the next_cursor of the previous page unchanged"
+_INTEGER_FIELDS = {"AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
+                   "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField", "PositiveSmallIntegerField"}
 
 
 class CursorError(ValueError):
@@ -27,47 +34,72 @@ class Page:
 
 
 def _encode(values: list) -> str:
-    text = json.dumps([v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, uuid.UUID) else v
-                       for v in values])
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return _SIGNER.sign_object([v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, uuid.UUID)
+                                else v for v in values])
 
 
 def _decode(cursor: str, count: int) -> list:
     try:
-        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError:
-        raise CursorError("malformed cursor: pass the next_cursor of the previous page unchanged") from None
+        values = _SIGNER.unsign_object(cursor)
+    except (signing.BadSignature, ValueError, TypeError):
+        raise CursorError(_BAD) from None
     if not isinstance(values, list) or len(values) != count:
-        raise CursorError("malformed cursor: pass the next_cursor of the previous page unchanged")
+        raise CursorError(_BAD)
     return values
+
+
+def _typed(model, key: str, value):
+    """The cursor value for column `key`, of that column's Python type; CursorError otherwise."""
+    try:
+        field = model._meta.get_field(key)
+        kind = (field.target_field if field.is_relation else field).get_internal_type()
+    except (FieldDoesNotExist, AttributeError):
+        kind = ""
+    try:
+        if kind in _INTEGER_FIELDS:
+            if type(value) is not int:
+                raise CursorError(_BAD)
+            return parse_db_int(value, "cursor")
+        if type(value) is not str or len(value) > 200:
+            raise CursorError(_BAD)
+        if kind == "DateTimeField":
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is None:
+                raise CursorError(_BAD)
+            return moment
+        if kind == "UUIDField":
+            return uuid.UUID(value)
+        return value
+    except (ValueError, TypeError, OverflowError):
+        raise CursorError(_BAD) from None
 
 
 def parse_limit(value, default: int = 50) -> int:
     if value in (None, ""):
         return default
     try:
-        limit = int(value)
-    except (TypeError, ValueError):
-        raise CursorError("limit must be an integer") from None
+        limit = parse_db_int(value, "limit")
+    except ValueError as exc:
+        raise CursorError(str(exc)) from None
     return min(max(limit, 1), MAX_LIMIT)
 
 
 def keyset_page(query, keys: tuple[str, ...], *, cursor: str | None = None, limit: int = 50) -> Page:
     """Rows of `query` ordered by `keys` descending, after `cursor`."""
     query = query.order_by(*[f"-{k}" for k in keys])
-    if cursor:
-        values = _decode(cursor, len(keys))
-        condition = Q()
-        for i, key in enumerate(keys):
-            step = Q(**{f"{key}__lt": values[i]})
-            for prev, value in zip(keys[:i], values[:i]):
-                step &= Q(**{prev: value})
-            condition |= step
-        query = query.filter(condition)
     try:
+        if cursor:
+            values = [_typed(query.model, key, value) for key, value in zip(keys, _decode(cursor, len(keys)))]
+            condition = Q()
+            for i, key in enumerate(keys):
+                step = Q(**{f"{key}__lt": values[i]})
+                for prev, value in zip(keys[:i], values[:i]):
+                    step &= Q(**{prev: value})
+                condition |= step
+            query = query.filter(condition)
         rows = list(query[: limit + 1])
-    except (ValueError, TypeError, ValidationError):
-        raise CursorError("malformed cursor: pass the next_cursor of the previous page unchanged") from None
+    except (ValueError, TypeError, OverflowError, ValidationError):
+        raise CursorError(_BAD) from None
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
