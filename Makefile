@@ -38,8 +38,11 @@ migrate: install
 demo: migrate
 	$(PY) manage.py demo
 
+# DEBUG stays off (no debug page with settings and tracebacks); --insecure only lets
+# runserver serve the static files (plotly.js, CSS) itself, as DEBUG would. DEBUG=1 make serve
+# turns the debug page on for local development.
 serve:
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(PY) manage.py runserver --insecure 127.0.0.1:8000
 
 # The whole suite: against PostgreSQL + Redis with a real Celery worker when
 # DATABASE_URL/REDIS_URL are set (CI sets them), then the embedded SQLite path.

@@ -13,6 +13,7 @@ from compliance.ledger import events, ledger
 from compliance.lib.store import TooLarge, default_store
 from compliance.models import Case
 from lineage import onnx_model
+from lineage import validators as v
 from lineage.models import Build, Deployment, Engine, ModelSource, Prediction, PredictionSalt
 
 
@@ -55,10 +56,16 @@ def do_register_model(source: BinaryIO | bytes, *, name: str, repo: str, commit:
     bytes again returns the existing record."""
     if not repo or not commit:
         raise ActionError("repo and commit are required")
-    if len(commit) > 64 or not all(c in "0123456789abcdefABCDEF" for c in commit):
-        raise ActionError(f"commit {commit!r} is not a git commit hash")
-    if training_data_sha256 and (len(training_data_sha256) != 64 or not all(c in "0123456789abcdef" for c in training_data_sha256.lower())):
-        raise ActionError("training data digest must be a 64-character sha256")
+    try:
+        v.clean(v.validate_commit, commit)
+        v.clean(v.validate_repo, repo)
+        v.clean(v.validate_model_name, name)
+        v.clean(v.validate_training_run_url, training_run_url)
+        v.clean(v.validate_training_ref, training_data_ref)
+        if training_data_sha256:
+            v.clean(v.validate_sha256, training_data_sha256)
+    except ValueError as exc:
+        raise ActionError(str(exc)) from None
     store = default_store()
     try:
         with store.spool(source, max_bytes=settings.TRACELEDGER_MAX_UPLOAD_BYTES) as spooled:
@@ -116,8 +123,11 @@ def get_build(ref) -> Build:
 
 def do_deploy(engine: Engine, *, service: str, environment: str = "production", acting_user: str) -> Deployment:
     service = service.strip()
-    if not service or len(service) > 100 or not all(c.isalnum() or c in "-_." for c in service):
-        raise ActionError("service name must be 1-100 characters of letters, digits, - _ .")
+    try:
+        v.clean(v.validate_service_name, service)
+        v.clean(v.validate_environment, environment)
+    except ValueError as exc:
+        raise ActionError(str(exc)) from None
     if not engine.usable:
         raise ActionError(f"engine {engine.id} is marked unusable (failed re-verification)")
     if engine.build.status != Build.SUCCEEDED:

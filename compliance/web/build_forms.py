@@ -11,7 +11,7 @@ from django.conf import settings
 from inference import specs
 from inference.backends import BACKENDS
 from inference.backends.base import PRECISIONS
-from lineage import onnx_model
+from lineage import onnx_model, validators
 from lineage.models import Build, Engine, ModelSource
 
 
@@ -61,8 +61,10 @@ class BuildRequestForm(forms.Form):
                                    help_text="a registered model, or upload one below")
     onnx_file = forms.FileField(required=False, label="ONNX file",
                                 widget=forms.ClearableFileInput(attrs={"accept": ".onnx"}))
-    name = forms.CharField(required=False, max_length=200, help_text="name of the uploaded model")
-    repo = forms.CharField(required=False, max_length=500, help_text="git repository of the uploaded model")
+    name = forms.CharField(required=False, max_length=200, validators=[validators.validate_model_name],
+                           help_text="name of the uploaded model")
+    repo = forms.CharField(required=False, max_length=500, validators=[validators.validate_repo],
+                           help_text="git repository of the uploaded model")
     commit = forms.CharField(required=False, max_length=64,
                              help_text="git commit the model (upload) or the build comes from")
     backend = forms.ChoiceField(choices=[(b, b) for b in BACKENDS], initial="onnxruntime")
@@ -80,8 +82,8 @@ class BuildRequestForm(forms.Form):
 
     def clean_commit(self):
         commit = self.cleaned_data.get("commit", "").strip().lower()
-        if commit and not all(c in "0123456789abcdef" for c in commit):
-            raise forms.ValidationError("not a git commit hash (hex)")
+        if commit:
+            validators.validate_commit(commit)
         return commit
 
     def clean(self):
@@ -122,10 +124,8 @@ class BuildRequestForm(forms.Form):
 class DeployForm(forms.Form):
     engine = forms.ModelChoiceField(
         Engine.objects.filter(usable=True, build__status=Build.SUCCEEDED).select_related("build__model"))
-    service = forms.RegexField(regex=r"^[A-Za-z0-9._-]{1,100}$", max_length=100,
-                               error_messages={"invalid": "1-100 letters, digits, - _ ."})
-    environment = forms.RegexField(regex=r"^[A-Za-z0-9._-]{1,50}$", max_length=50, initial="production",
-                                   error_messages={"invalid": "1-50 letters, digits, - _ ."})
+    service = forms.CharField(max_length=100, validators=[validators.validate_service_name])
+    environment = forms.CharField(max_length=50, initial="production", validators=[validators.validate_environment])
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
