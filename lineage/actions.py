@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.ledger import events, ledger
+from compliance.lib.redact import redact_paths
 from compliance.lib.store import TooLarge, default_store
 from compliance.models import Case
 from lineage import onnx_model
@@ -210,7 +211,10 @@ def first_line(text: str) -> str:
 def do_fail_build(build: Build, reason: str, *, log_text: str = "") -> bool:
     """Mark a build failed with its ledger entry and an alert; False when it had
     already finished (succeeded, failed or cancelled)."""
-    reason = first_line(reason) or "build failed"
+    # Backends name files of the store and the scratch directory; the reason and the log
+    # are shown to every reader, so they name no server path (the worker logs the full one).
+    reason = redact_paths(first_line(reason)) or "build failed"
+    log_text = redact_paths(log_text)
     with transaction.atomic():
         current = Build.objects.select_for_update().filter(pk=build.pk).first()
         if current is None or current.status in Build.FINAL:

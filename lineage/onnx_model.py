@@ -1,9 +1,15 @@
 """Validate and describe an ONNX file: opset, producer, named inputs/outputs."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import onnx
 from onnx import helper
+
+from compliance.lib.redact import redact_paths
+
+log = logging.getLogger(__name__)
 
 
 class InvalidModel(ValueError):
@@ -28,19 +34,47 @@ def _dtype(value_info) -> str:
     return np.dtype(helper.tensor_dtype_to_np_dtype(elem)).name
 
 
+def _tensors(graph):
+    """Every tensor of a graph: initializers, sparse ones, node attributes, subgraphs."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("g"):
+                yield from _tensors(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _tensors(subgraph)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def describe(path: str) -> dict:
     """Load (without external data), check and describe an ONNX model.
-    Raises InvalidModel with a one-line reason."""
+    Raises InvalidModel with a one-line reason that names no server path (the full
+    message is logged)."""
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as exc:  # protobuf raises DecodeError and friends
-        raise InvalidModel(f"not an ONNX model: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        log.info("not an ONNX model (%s): %s", path, exc)
+        raise InvalidModel(f"not an ONNX model: {redact_paths(_first_line(exc))}") from None
     if not model.graph.node and not model.graph.output:
         raise InvalidModel("not an ONNX model: the file has no graph")
+    # An upload is one file: tensor data "outside" it could only be a file of ours.
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in _tensors(model.graph)):
+        raise InvalidModel("the model keeps tensor data in external files, which are not accepted: "
+                           "save it as one self-contained ONNX file")
     try:
         onnx.checker.check_model(path)
     except Exception as exc:
-        raise InvalidModel(f"ONNX checker rejected the model: {str(exc).splitlines()[0]}") from None
+        log.warning("ONNX checker rejected %s: %s", path, exc)
+        raise InvalidModel(f"ONNX checker rejected the model: {redact_paths(_first_line(exc))}") from None
     initializers = {i.name for i in model.graph.initializer}
     inputs = [
         {"name": vi.name, "dtype": _dtype(vi), "shape": _dims(vi)}
