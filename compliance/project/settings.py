@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "compliance.apps.ComplianceConfig",
     "lineage.apps.LineageConfig",
     "inference.apps.InferenceConfig",
@@ -83,7 +84,47 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
+
+# Content-Security-Policy (django-csp): scripts only from our own static files (no
+# inline script, no eval: charts are drawn by static/js/dashboard.js from json_script
+# data), nothing framed, no plugins, forms post only to us.  Styles allow inline
+# attributes because plotly.js sets style attributes on the SVG it draws; a style
+# cannot run code.  ReDoc starts its search worker from a blob: URL.
+from csp.constants import NONE, SELF, UNSAFE_INLINE  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "worker-src": [SELF, "blob:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
+
+# A signed-in session lasts TRACELEDGER_SESSION_AGE_S seconds (8 hours by default,
+# one working day), not Django's two weeks.
+SESSION_COOKIE_AGE = envint("TRACELEDGER_SESSION_AGE_S", str(8 * 3600))
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# Expensive exports (PDF reports, evidence bundles) each user may start per window;
+# more get 429 with Retry-After.  The counter lives in Django's cache.
+TRACELEDGER_EXPORTS_PER_WINDOW = envint("TRACELEDGER_EXPORTS_PER_WINDOW", "5")
+TRACELEDGER_EXPORT_WINDOW_S = envint("TRACELEDGER_EXPORT_WINDOW_S", "300")
+# A cache shared by every web process (rate limits, cached aggregates): a Redis URL of
+# its own, never the Celery broker's database. Unset: each process's memory.
+TRACELEDGER_CACHE_URL = os.environ.get("TRACELEDGER_CACHE_URL", "")
+if TRACELEDGER_CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": TRACELEDGER_CACHE_URL}}
 
 ROOT_URLCONF = "compliance.project.urls"
 WSGI_APPLICATION = "compliance.project.wsgi.application"

@@ -20,7 +20,10 @@ if TRACELEDGER_RETENTION_DAYS < 183:  # noqa: F405
 TRACELEDGER_GENERATE_KEYS = envbool("TRACELEDGER_GENERATE_KEYS", "False")  # noqa: F405
 
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "True")  # noqa: F405
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto is believed only when the deployment says a proxy in front of us
+# sets it (and strips it from clients): otherwise any client could claim https.
+if envbool("TRACELEDGER_TRUSTED_PROXY", "False"):  # noqa: F405
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = 31536000
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
@@ -31,4 +34,3 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
-SESSION_COOKIE_AGE = 8 * 3600

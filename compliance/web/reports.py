@@ -6,6 +6,7 @@ import base64
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -17,6 +18,7 @@ from compliance.ledger import notes
 from compliance.lib.ids import parse_inference_id
 from compliance.lib.roles import READ_ROLES, actor_name, role_required
 from compliance.models import Checkpoint, SigningKey
+from compliance.web import throttle
 from lineage.models import Deployment, Prediction
 
 FORMATS = [("pdf", "PDF report"), ("bundle", "Evidence bundle (JSON)")]
@@ -83,12 +85,29 @@ def _download(export, fmt: str, stem: str) -> HttpResponse:
     return response
 
 
+def _throttled(request, template: str, context: dict):
+    """A 429 page when this user has started too many exports lately, else None."""
+    wait = throttle.take("export", str(request.user.pk), limit=settings.TRACELEDGER_EXPORTS_PER_WINDOW,
+                         window_s=settings.TRACELEDGER_EXPORT_WINDOW_S)
+    if wait is None:
+        return None
+    error = (f"You have started {settings.TRACELEDGER_EXPORTS_PER_WINDOW} exports in the last "
+             f"{settings.TRACELEDGER_EXPORT_WINDOW_S // 60} minutes: try again in {wait} seconds.")
+    response = render(request, template, context | {"error": error}, status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
 def _export_page(request, scope: Scope, stem: str, context: dict):
     form = ExportForm(request.POST or None, request.FILES or None)
     error = ""
     if request.method == "POST":
         if form.is_valid():
             fmt = form.cleaned_data["format"]
+            limited = _throttled(request, "reports/export.html",
+                                 context | {"form": form, "scope": scope, "keys": _keys_to_pin()})
+            if limited:
+                return limited
             try:
                 upload = form.cleaned_data.get("disclosed_input")
                 disclose = load_npz(upload) if upload else None
@@ -137,6 +156,10 @@ def report_export_service(request):
     if request.method == "POST":
         if form.is_valid():
             data = form.cleaned_data
+            limited = _throttled(request, "reports/export.html",
+                                 {"form": form, "service_form": True, "keys": _keys_to_pin()})
+            if limited:
+                return limited
             try:
                 scope = Scope.for_service(data["service"], data["since"], data["until"])
                 export = do_export_report(scope, acting_user=actor_name(request.user), pdf=data["format"] == "pdf",

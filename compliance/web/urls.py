@@ -2,7 +2,7 @@
 deployments; alerts, the ledger, cases and notification rules; report exports;
 /metrics and the API documentation pages."""
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from compliance.web import builds, investigation, lineage, reports
 
@@ -45,6 +45,7 @@ urlpatterns = [
     path("metrics", investigation.metrics_view, name="metrics"),
     path("api/docs/", investigation.api_docs, name="api-docs"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/swagger/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-swagger"),
+    # the split view serves Swagger UI's start-up script as a file: no inline script (CSP)
+    path("api/docs/swagger/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-swagger"),
     path("api/docs/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
 ]

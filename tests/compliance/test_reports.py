@@ -382,7 +382,7 @@ def test_it_exports_a_case_with_its_events(demo, tmp_path):
     bundle = json.loads(result.files["bundle"])
     assert bundle["scope"] == {"kind": "case", "case_id": case.pk, "inference_id": iid}
     assert [json.loads(e["entry"]["body"])["kind"] for e in bundle["case_events"]] == [
-        "case.opened", "case.noted", "case.decided"]
+        "case.opened", "case.hold_placed", "case.noted", "case.decided"]
     assert bundle["case_events"][0]["record"]["kind"] == "gdpr_art22"
     checks = verify_bytes(result.files["bundle"]).checks
     assert all(c.ok for c in checks) and any(c.name == "case" for c in checks)
