@@ -36,6 +36,11 @@ TRACELEDGER_HOME.mkdir(parents=True, exist_ok=True)
 TRACELEDGER_LOG_ORIGIN = os.environ.get("TRACELEDGER_LOG_ORIGIN", "traceledger.local/ledger")
 # Largest ONNX upload or calibration set accepted, in bytes.
 TRACELEDGER_MAX_UPLOAD_BYTES = envint("TRACELEDGER_MAX_UPLOAD_BYTES", str(512 * 1024 * 1024))
+# Hostile input is bounded before work is done (README "Security"): bytes one tensor may
+# hold once unpacked (a disclosed input's array, a predict input) and bytes one request
+# may unpack or send in all.  Calibration sets use 4 x TRACELEDGER_MAX_UPLOAD_BYTES.
+TRACELEDGER_MAX_TENSOR_BYTES = envint("TRACELEDGER_MAX_TENSOR_BYTES", str(16 * 1024 * 1024))
+TRACELEDGER_MAX_REQUEST_BYTES = envint("TRACELEDGER_MAX_REQUEST_BYTES", str(64 * 1024 * 1024))
 # Days a prediction's input salt is kept (the ledger itself is never pruned). EU AI Act
 # Art. 19 and 26(6): logs are kept at least six months; production refuses less.
 TRACELEDGER_RETENTION_DAYS = envint("TRACELEDGER_RETENTION_DAYS", "190")
