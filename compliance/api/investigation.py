@@ -8,12 +8,12 @@ import json
 
 from django.db import transaction
 from rest_framework import status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance.api.errors import ApiError
 from compliance.api.paging import page_for_api
+from compliance.api.parsers import JSONParser
 from compliance.investigation import cases
 from compliance.investigation.alerts import AlertError, do_acknowledge_alert
 from compliance.investigation.ledger_checks import last_verification, run_verification

@@ -55,6 +55,9 @@ KINDS = {
     "case.closed",
     "ledger.verified",
     "notification_rule.changed",
+    "token.issued",
+    "token.revoked",
+    "auth.locked_out",
 }
 
 

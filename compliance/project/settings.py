@@ -41,6 +41,13 @@ TRACELEDGER_MAX_UPLOAD_BYTES = envint("TRACELEDGER_MAX_UPLOAD_BYTES", str(512 * 
 # may unpack or send in all.  Calibration sets use 4 x TRACELEDGER_MAX_UPLOAD_BYTES.
 TRACELEDGER_MAX_TENSOR_BYTES = envint("TRACELEDGER_MAX_TENSOR_BYTES", str(16 * 1024 * 1024))
 TRACELEDGER_MAX_REQUEST_BYTES = envint("TRACELEDGER_MAX_REQUEST_BYTES", str(64 * 1024 * 1024))
+# Deepest nesting of lists/objects a JSON request body may have.
+TRACELEDGER_MAX_JSON_DEPTH = envint("TRACELEDGER_MAX_JSON_DEPTH", "32")
+# Repeated refusals (unknown services, a token used for another service) raise one
+# alert per this many seconds with a count, not one alert per request.
+TRACELEDGER_ALERT_AGGREGATE_S = envint("TRACELEDGER_ALERT_AGGREGATE_S", "3600")
+# API tokens (compliance/api/tokens.py) expire after this many days unless issued with --days.
+TRACELEDGER_TOKEN_DAYS = envint("TRACELEDGER_TOKEN_DAYS", "90")
 # Days a prediction's input salt is kept (the ledger itself is never pruned). EU AI Act
 # Art. 19 and 26(6): logs are kept at least six months; production refuses less.
 TRACELEDGER_RETENTION_DAYS = envint("TRACELEDGER_RETENTION_DAYS", "190")
@@ -69,7 +76,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "compliance.apps.ComplianceConfig",
@@ -148,10 +154,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 32 * 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an anonymous API call then gets 401 with a WWW-Authenticate header.
-        "rest_framework.authentication.TokenAuthentication",
+        "compliance.api.tokens.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["compliance.lib.roles.RolePermission"],
+    "DEFAULT_PARSER_CLASSES": ["compliance.api.parsers.JSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "EXCEPTION_HANDLER": "compliance.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "compliance.api.schema.TraceLedgerSchema",

@@ -6,8 +6,8 @@ import io
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
+from compliance.api import tokens
 from compliance.models import LedgerEntry
 from inference.build_requests import do_request_build
 from lineage.actions import do_deploy
@@ -104,8 +104,8 @@ def test_it_enforces_roles_on_the_api(role, read, write, request):
 def test_it_refuses_anonymous_api_calls_and_accepts_tokens(bob):
     anonymous = Client()
     assert anonymous.get("/api/v1/models/").status_code in (401, 403)
-    token = Token.objects.create(user=bob)
-    r = Client().get("/api/v1/models/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, token = tokens.issue(bob)
+    r = Client().get("/api/v1/models/", HTTP_AUTHORIZATION=f"Token {token}")
     assert r.status_code == 200
     r = Client().get("/api/v1/models/", HTTP_AUTHORIZATION="Token not-a-real-token")
     assert r.status_code == 401
