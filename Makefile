@@ -38,8 +38,9 @@ migrate: install
 demo: migrate
 	$(PY) manage.py demo
 
+# DEBUG is off by default; --insecure only lets runserver serve /static/ without it.
 serve:
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(PY) manage.py runserver --insecure 127.0.0.1:8000
 
 # The whole suite: against PostgreSQL + Redis with a real Celery worker when
 # DATABASE_URL/REDIS_URL are set (CI sets them), then the embedded SQLite path.

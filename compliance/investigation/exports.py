@@ -82,7 +82,7 @@ def load_npz(source) -> dict:
 
 
 def write_atomically(path: str | os.PathLike, data: bytes) -> None:
-    """Write a file whole or not at all (temp file beside it, fsync, rename)."""
+    """Write a file whole or not at all (temp file beside it, fsync, rename), mode 0600."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.")
@@ -91,7 +91,7 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o600)  # a report may hold a disclosed input: personal data
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -31,7 +31,8 @@ TRACELEDGER_SPOOL_DIR = Path(os.environ.get("TRACELEDGER_SPOOL_DIR", TRACELEDGER
 TRACELEDGER_CHECKPOINT_DIR = Path(
     os.environ.get("TRACELEDGER_CHECKPOINT_DIR", TRACELEDGER_HOME / "checkpoints")
 )
-TRACELEDGER_HOME.mkdir(parents=True, exist_ok=True)
+if not TRACELEDGER_HOME.exists():
+    TRACELEDGER_HOME.mkdir(parents=True, mode=0o700)  # keys, the database and salts live here
 # The ledger's origin line in checkpoints: unique per deployment of TraceLedger.
 TRACELEDGER_LOG_ORIGIN = os.environ.get("TRACELEDGER_LOG_ORIGIN", "traceledger.local/ledger")
 # Largest ONNX upload or calibration set accepted, in bytes.
@@ -64,8 +65,32 @@ TRACELEDGER_INGEST_MAX_BATCH = envint("TRACELEDGER_INGEST_MAX_BATCH", "5000")
 # Generate missing signing keys on first use (embedded default). Production mounts them.
 TRACELEDGER_GENERATE_KEYS = envbool("TRACELEDGER_GENERATE_KEYS", "True")
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-do-not-use-in-production")
-DEBUG = envbool("DEBUG", "True")
+
+
+def _private_file(path: Path, initial: bytes = b"") -> Path:
+    """Create `path` 0600 (with `initial` content) unless it exists; tighten it to 0600 if it does."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)
+    else:
+        with os.fdopen(fd, "wb") as f:
+            f.write(initial)
+    return path
+
+
+def _embedded_secret_key() -> str:
+    """The embedded default's own random SECRET_KEY, made on first run (0600): a key
+    written in the source would let anyone forge its sessions."""
+    import secrets
+
+    path = _private_file(TRACELEDGER_HOME / "secret_key", secrets.token_urlsafe(50).encode())
+    return path.read_text().strip()
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY") or _embedded_secret_key()
+# Off unless asked for: a traceback page shows settings and code to whoever triggers it.
+DEBUG = envbool("DEBUG", "False")
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 
 INSTALLED_APPS = [
@@ -76,6 +101,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "compliance.apps.ComplianceConfig",
@@ -91,7 +117,36 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last, as django-axes asks: it turns a locked-out login into its lockout response
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one
+# username from one address, that pair is locked out for AXES_COOLOFF_TIME hours;
+# each lockout is a ledger entry and an alert (compliance.investigation.lockouts).
+AUTHENTICATION_BACKENDS = ["compliance.web.lockout.LoginThrottleBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", "5")
+AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "1"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "compliance.web.lockout.lockout_response"
+AXES_VERBOSE = False
+# Argon2id first (argon2-cffi); the others only to check, and upgrade, older hashes.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+# Cookies and headers that hold on the embedded default too (production adds HTTPS-only
+# cookies and HSTS in settings_production.py).
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 8 * 3600
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 
 ROOT_URLCONF = "compliance.project.urls"
 WSGI_APPLICATION = "compliance.project.wsgi.application"
@@ -119,7 +174,8 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": TRACELEDGER_HOME / "traceledger.sqlite3",
+            # created 0600 (SQLite gives its -wal and -shm files the database file's mode)
+            "NAME": _private_file(TRACELEDGER_HOME / "traceledger.sqlite3"),
             # Wait for the write lock instead of failing when the worker thread and a
             # request write at once; IMMEDIATE so a transaction takes it up front.
             "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},

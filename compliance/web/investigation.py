@@ -47,6 +47,7 @@ from compliance.web.forms import (
 )
 from compliance.web.ledger_status import checkpoints
 from compliance.web.paging import page_for_view
+from compliance.web.redirects import safe_next
 from lineage.models import Prediction
 
 
@@ -92,7 +93,7 @@ def alert_acknowledge(request, pk):
             messages.success(request, f"Alert {pk} acknowledged.")
         except AlertError as exc:
             messages.error(request, str(exc))
-    return redirect(request.POST.get("next") or "alert-list")
+    return safe_next(request, "alert-list")
 
 
 @role_required(*READ_ROLES)
