@@ -240,6 +240,14 @@ TRACELEDGER_METRICS_TOKEN = os.environ.get("TRACELEDGER_METRICS_TOKEN", "")
 # lists); a path whose module does not exist is skipped.
 TRACELEDGER_METRICS_COLLECTORS = [p for p in os.environ.get("TRACELEDGER_METRICS_COLLECTORS", "").split(",") if p]
 
+# Webhooks (compliance/investigation/webhooks.py) never reach loopback, private,
+# link-local or multicast addresses except these networks (CIDRs, comma-separated);
+# a delivery waits at most TIMEOUT_S and reads at most MAX_RESPONSE_BYTES of the answer.
+TRACELEDGER_WEBHOOK_ALLOWED_NETWORKS = [n for n in os.environ.get("TRACELEDGER_WEBHOOK_ALLOWED_NETWORKS", "").split(",")
+                                        if n.strip()]
+TRACELEDGER_WEBHOOK_TIMEOUT_S = envint("TRACELEDGER_WEBHOOK_TIMEOUT_S", "5")
+TRACELEDGER_WEBHOOK_MAX_RESPONSE_BYTES = envint("TRACELEDGER_WEBHOOK_MAX_RESPONSE_BYTES", "65536")
+
 # Alert e-mail. The console backend prints mail in development; production sets SMTP.
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
