@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from compliance.api.errors import ApiError
 from compliance.api.paging import page_for_api
 from compliance.api.parsers import JSONParser
-from compliance.ledger import ledger
+from compliance.investigation.access import record_access
 from compliance.lib.ids import parse_inference_id
 from compliance.lib.roles import ADMIN, actor_name
 from compliance.web.ledger_status import inclusion_status
@@ -231,7 +231,7 @@ class DeploymentList(APIView):
 
 class TraceDetail(APIView):
     def get(self, request, inference_id):
-        """The chain of one prediction with a verdict per link (recorded as viewed)."""
+        """The chain of one prediction with a verdict per link (the view goes to the access log)."""
         try:
             iid = parse_inference_id(inference_id)
         except ValueError as exc:
@@ -239,8 +239,7 @@ class TraceDetail(APIView):
         result = trace(iid)
         if result.prediction is None:
             raise ApiError(result.links[0].detail, 404)
-        ledger.append("trace.viewed", {"inference_id": str(iid), "ok": result.ok, "via": "api"},
-                      subject=f"prediction:{iid}", actor=actor_name(request.user))
+        record_access(actor_name(request.user), "trace.viewed", f"prediction:{iid}", detail=f"ok={result.ok} via=api")
         return Response(result.to_dict() | {"inclusion": inclusion_status(result.prediction.ledger_index)})
 
 

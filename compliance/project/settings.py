@@ -280,6 +280,9 @@ TRACELEDGER_VERIFY_FULL_INTERVAL_S = envint("TRACELEDGER_VERIFY_FULL_INTERVAL_S"
 # Celery beat runs the schedule when REDIS_URL is set; otherwise the web process runs it
 # on a thread (compliance.project.scheduler), so the embedded default needs no extra process.
 TRACELEDGER_INPROCESS_SCHEDULER = envbool("TRACELEDGER_INPROCESS_SCHEDULER", "False" if REDIS_URL else "True")
+# A requested full verification that shows no result after this long is given up,
+# so that a lost worker cannot block the next request for ever.
+TRACELEDGER_VERIFY_STALE_S = envint("TRACELEDGER_VERIFY_STALE_S", "3600")
 CELERY_BEAT_SCHEDULE = {
     name: {"task": task, "schedule": float(every), "kwargs": kwargs}
     for name, task, every, kwargs in [

@@ -21,17 +21,18 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from compliance.investigation import cases
 from compliance.investigation.alerts import AlertError, do_acknowledge_alert
-from compliance.investigation.ledger_checks import last_verification
+from compliance.investigation.ledger_checks import VerificationBusy, last_verification, request_verification
 from compliance.investigation.notify import KEY_PURPOSE, do_delete_rule, do_save_rule
 from compliance.ledger import ledger
 from compliance.lib.roles import (
     ADMIN,
     CASE_ROLES,
-    DECIDE_ROLES,
     READ_ROLES,
     WRITE_ROLES,
+    action_required,
     actor_name,
     has_role,
+    may,
     role_required,
 )
 from compliance.models import Alert, Case, LedgerEntry, NotificationDelivery, NotificationRule
@@ -119,13 +120,15 @@ def ledger_entry(request, index):
                    "problem": ledger.check_entry(entry)})
 
 
-@role_required(*READ_ROLES)
+@action_required("ledger.verify_full")
 @require_POST
 def ledger_verify(request):
-    """Open to auditors: verification only reads the ledger (and records its result)."""
-    from compliance.tasks import verify_ledger_now
-
-    verify_ledger_now.apply_async(args=[actor_name(request.user)], queue="default")
+    """Auditors and admins: queue a full verification (one at a time, in the background)."""
+    try:
+        request_verification(actor=actor_name(request.user))
+    except VerificationBusy as exc:
+        messages.info(request, str(exc))
+        return redirect("ledger-list")
     result = last_verification()
     if current_app.conf.task_always_eager and result:
         (messages.success if result["ok"] else messages.error)(request, f"Ledger verification: {result['detail']}")
@@ -154,7 +157,7 @@ def case_detail(request, pk):
     return render(request, "compliance/case_detail.html", {
         "case": case, "notes": case.notes.all(), "entries": entries,
         "note_form": CaseNoteForm(), "decide_form": DecideCaseForm(), "close_form": CloseCaseForm(),
-        "may_note": has_role(request.user, *CASE_ROLES), "may_decide": has_role(request.user, *DECIDE_ROLES),
+        "may_note": has_role(request.user, *CASE_ROLES), "may_decide": may(request.user, "case.decide"),
     })
 
 
@@ -202,16 +205,17 @@ def case_note(request, pk):
                       lambda case, d, actor: cases.do_add_case_note(case, text=d["text"], acting_user=actor))
 
 
-@role_required(*DECIDE_ROLES)
+@action_required("case.decide")
 @require_POST
 def case_decide(request, pk):
-    """Only a reviewer or an admin decides: the human review the data subject is owed."""
+    """Only a reviewer (who may also read the case) or an admin decides: the human review
+    the data subject is owed."""
     return _case_step(request, pk, DecideCaseForm,
                       lambda case, d, actor: cases.do_decide_case(case, outcome=d["outcome"], reason=d["reason"],
                                                                   acting_user=actor))
 
 
-@role_required(*DECIDE_ROLES)
+@action_required("case.close")
 @require_POST
 def case_close(request, pk):
     """Closing a decided case: reviewer or admin."""

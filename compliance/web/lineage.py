@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from compliance.ledger import ledger
+from compliance.investigation.access import record_access
 from compliance.lib.ids import parse_inference_id
 from compliance.lib.roles import READ_ROLES, actor_name, role_required
 from compliance.models import Alert, Case
@@ -118,8 +118,8 @@ def trace_detail(request, inference_id):
     result = trace(iid)
     if result.prediction is None:
         raise Http404("no such prediction")
-    ledger.append("trace.viewed", {"inference_id": str(iid), "ok": result.ok},
-                  subject=f"prediction:{iid}", actor=actor_name(request.user))
+    # the access log, not the ledger: a GET (a link in an e-mail) must not write evidence
+    record_access(actor_name(request.user), "trace.viewed", f"prediction:{iid}", detail=f"ok={result.ok}")
     context = {
         "trace": result, "prediction": result.prediction, "figure": trace_spec(result),
         "proof": inclusion_status(result.prediction.ledger_index),
