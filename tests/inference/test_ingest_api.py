@@ -78,6 +78,11 @@ BAD_BATCHES = {
     "naive timestamp": (_bad(lambda r, d: r.update(timestamp="2026-01-01T00:00:00")), 400, "must include a time zone"),
     "future timestamp": (_bad(lambda r, d: r.update(
         timestamp=(datetime.now(timezone.utc) + timedelta(days=1)).isoformat())), 400, "cannot come from the future"),
+    "before the deployment existed": (_bad(lambda r, d: r.update(
+        timestamp=(d.created_at - timedelta(days=3)).isoformat())), 400,
+        "records[2].timestamp lies outside the lifetime of deployment"),
+    "ten minutes before the deployment": (_bad(lambda r, d: r.update(
+        timestamp=(d.created_at - timedelta(minutes=10)).isoformat())), 400, "give or take 0:05:00"),
     "missing field": (_bad(lambda r, d: r.pop("output_digest")), 400, "records[2] is missing output_digest"),
     "unknown field": (_bad(lambda r, d: r.update(score=0.7)), 400, "records[2] has unknown field(s) score"),
     "duplicate id in the batch": (_bad(lambda r, d: r.update(inference_id=r["_first_id"])), 400,
@@ -234,3 +239,19 @@ def test_the_client_streams_10000_predictions_through_a_dropping_connection(live
     from tests.inference.test_recorder import assert_ledger_matches
 
     assert_ledger_matches(set(ids))
+
+
+@pytest.mark.embedded
+def test_it_refuses_predictions_stamped_after_the_deployment_was_retired(client, credit_deployment):
+    from django.utils import timezone as django_tz
+
+    token = service_token("credit")
+    records = batch(credit_deployment, 2)
+    Deployment = type(credit_deployment)
+    retired = django_tz.now() - timedelta(hours=1)
+    Deployment.objects.filter(pk=credit_deployment.pk).update(created_at=retired - timedelta(hours=1), retired_at=retired)
+    refused = post(client, RECORDS, {"records": records}, token)
+    assert refused.status_code == 400 and "lies outside the lifetime of deployment" in refused.json()["error"]
+    records[0]["timestamp"] = records[1]["timestamp"] = (retired - timedelta(minutes=1)).isoformat()
+    assert post(client, RECORDS, {"records": records}, token).status_code == 200
+    assert Prediction.objects.count() == 2
