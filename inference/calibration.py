@@ -20,23 +20,27 @@ from lineage.actions import ActionError
 from lineage.models import CalibrationSet, ModelSource
 
 
-def describe_npz(path: str, *, max_unpacked_bytes: int) -> tuple[int, dict[str, dict]]:
+def describe_npz(path: str, *, max_unpacked_bytes: int, check_inputs=None) -> tuple[int, dict[str, dict]]:
     """(sample count, name -> {dtype, shape}) of an .npz of numeric arrays that all hold
     the same number of samples along axis 0.  Each array's declared size is checked
     before it is unpacked (compliance.lib.npz).  ActionError with a one-line reason."""
     arrays: dict[str, dict] = {}
     counts: dict[str, int] = {}
+    limits = {"max_tensor_bytes": max_unpacked_bytes, "max_total_bytes": max_unpacked_bytes}
     try:
-        for name, array in npz.iter_arrays(path, max_tensor_bytes=max_unpacked_bytes,
-                                           max_total_bytes=max_unpacked_bytes):
-            if array.dtype.kind not in "biuf":
-                raise ActionError(f"calibration input {name!r} has dtype {array.dtype}: only numeric arrays")
-            if array.ndim == 0:
+        # names, dtypes and shapes from the headers first: checked (check_inputs) before any array is unpacked
+        for name, (shape, dtype) in npz.describe(path, **limits).items():
+            if dtype.kind not in "biuf":
+                raise ActionError(f"calibration input {name!r} has dtype {dtype}: only numeric arrays")
+            if len(shape) == 0:
                 raise ActionError(f"calibration input {name!r} is a scalar: put samples along axis 0")
+            arrays[name] = {"dtype": dtype.name, "shape": list(shape)}
+            counts[name] = shape[0]
+        if check_inputs is not None:
+            check_inputs(arrays)
+        for name, array in npz.iter_arrays(path, **limits):
             if array.dtype.kind == "f" and not np.isfinite(array).all():
                 raise ActionError(f"calibration input {name!r} contains NaN or infinite values")
-            arrays[name] = {"dtype": array.dtype.name, "shape": [int(d) for d in array.shape]}
-            counts[name] = int(array.shape[0])
     except npz.NpzRefused as exc:
         raise ActionError(f"calibration set refused: {exc}") from None
     except MemoryError:
@@ -45,6 +49,13 @@ def describe_npz(path: str, *, max_unpacked_bytes: int) -> tuple[int, dict[str, 
         raise ActionError("calibration inputs hold different sample counts: "
                           + ", ".join(f"{n}={c}" for n, c in sorted(counts.items())))
     return next(iter(counts.values())), arrays
+
+
+def _check_inputs(model: ModelSource, arrays: dict[str, dict]) -> None:
+    try:
+        specs.check_calibration_inputs(model.inputs, arrays)
+    except specs.SpecError as exc:
+        raise ActionError(str(exc)) from None
 
 
 def do_register_calibration(source: BinaryIO | bytes, *, model: ModelSource, name: str,
@@ -57,11 +68,8 @@ def do_register_calibration(source: BinaryIO | bytes, *, model: ModelSource, nam
         with store.spool(source, max_bytes=limit) as spooled:
             if spooled.size == 0:
                 raise ActionError("the calibration file is empty: not an .npz file")
-            count, arrays = describe_npz(spooled.path, max_unpacked_bytes=4 * limit)
-            try:
-                specs.check_calibration_inputs(model.inputs, arrays)
-            except specs.SpecError as exc:
-                raise ActionError(str(exc)) from None
+            count, arrays = describe_npz(spooled.path, max_unpacked_bytes=4 * limit,
+                                         check_inputs=lambda found: _check_inputs(model, found))
             minimum = settings.TRACELEDGER_MIN_CALIBRATION_SAMPLES
             if count < minimum:
                 raise ActionError(f"calibration set has {count} samples; at least {minimum} are needed")

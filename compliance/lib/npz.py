@@ -62,10 +62,19 @@ def _declared_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
     return count * dtype.itemsize
 
 
-def iter_arrays(source, *, max_tensor_bytes: int | None = None,
-                max_total_bytes: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
+def describe(source, *, max_tensor_bytes: int | None = None,
+             max_total_bytes: int | None = None) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """name -> (shape, dtype) from the .npy headers alone, bounded as `iter_arrays`
+    bounds them, without unpacking any array: check these against what you expect
+    before paying for the data."""
+    return dict(iter_arrays(source, max_tensor_bytes=max_tensor_bytes, max_total_bytes=max_total_bytes,
+                            headers_only=True))
+
+
+def iter_arrays(source, *, max_tensor_bytes: int | None = None, max_total_bytes: int | None = None,
+                headers_only: bool = False) -> Iterator[tuple[str, np.ndarray]]:
     """Yield (name, array) from an .npz (a path or a file object), one array at a time,
-    each bounded before it is unpacked."""
+    each bounded before it is unpacked (with `headers_only`: (name, (shape, dtype)))."""
     tensor_limit, total_limit = _limits(max_tensor_bytes, max_total_bytes)
     try:
         archive = zipfile.ZipFile(source)
@@ -98,9 +107,9 @@ def iter_arrays(source, *, max_tensor_bytes: int | None = None,
                     total += size
                     if total > total_limit:
                         raise NpzRefused(f"the .npz declares more than the {total_limit} byte limit in all")
-                    data = bytearray(size)
-                    view, got = memoryview(data), 0
-                    while got < size:
+                    data = None if headers_only else bytearray(size)
+                    view, got = memoryview(data) if data is not None else None, 0
+                    while data is not None and got < size:
                         chunk = member.read(min(size - got, 1 << 20))
                         if not chunk:
                             raise NpzRefused(f"array {name!r} is truncated: {got} of {size} bytes")
@@ -113,7 +122,10 @@ def iter_arrays(source, *, max_tensor_bytes: int | None = None,
             except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError) as exc:
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise NpzRefused(f"array {name!r} is unreadable (truncated or damaged .npz): {first}") from None
-            yield name, np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+            if headers_only:
+                yield name, (tuple(int(d) for d in shape), dtype)
+            else:
+                yield name, np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
 def load(source, *, max_tensor_bytes: int | None = None, max_total_bytes: int | None = None) -> dict[str, np.ndarray]:
