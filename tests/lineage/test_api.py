@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from compliance.api import tokens
-from compliance.models import LedgerEntry
+from compliance.models import AccessRecord, LedgerEntry
 from inference.build_requests import do_request_build
 from lineage.actions import do_deploy
 from lineage.models import Build, Deployment, ModelSource, Prediction
@@ -135,5 +135,8 @@ def test_it_shows_the_trace_page_only_after_login(worker, alice, dave, credit_on
     assert r.status_code == 200
     body = r.content.decode()
     assert "Every link verified" in body and build.engine.sha256 in body and "bob" in body
-    assert LedgerEntry.objects.filter(kind="trace.viewed", subject=f"prediction:{meta['inference_id']}").exists()
+    # the view is in the access log; a GET writes nothing to the ledger
+    assert not LedgerEntry.objects.filter(kind="trace.viewed").exists()
+    assert AccessRecord.objects.filter(action="trace.viewed", target=f"prediction:{meta['inference_id']}",
+                                       actor="alice").exists()
     assert Deployment.objects.count() == 1
