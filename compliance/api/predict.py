@@ -101,7 +101,7 @@ class Predict(APIView):
             refuse(actor, "predict", f"service:{service}"[:200], reason, alert_kind="api.token_misused",
                    alert_subject=f"service:{bound}"[:128])
             raise ApiError(reason, status.HTTP_403_FORBIDDEN)
-        if not Deployment.objects.filter(service=service).exists():
+        if "\x00" in service or len(service) > 100 or not Deployment.objects.filter(service=service).exists():
             reason = f"no service {service[:100]!r} is deployed"
             refuse(actor, "predict", f"service:{service}"[:200], reason, alert_kind="api.unknown_service",
                    alert_subject="api:predict")

@@ -17,6 +17,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -114,3 +115,14 @@ def bound_service(request) -> str | None:
     """The service a service token is bound to, else None."""
     token = getattr(request, "auth", None)
     return token.service or None if isinstance(token, ApiToken) else None
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """How the OpenAPI schema describes this authentication (drf-spectacular)."""
+
+    target_class = "compliance.api.tokens.ApiTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": "`Token <token>`: issued by `manage.py tokens` or `create_service_token`"}
