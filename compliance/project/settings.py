@@ -111,6 +111,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "compliance.api.middleware.api_body_limit",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -205,7 +206,8 @@ STATIC_ROOT = TRACELEDGER_HOME / "staticfiles"
 
 # Uploads larger than this go to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
-DATA_UPLOAD_MAX_MEMORY_SIZE = 32 * 1024 * 1024
+# Bodies other than file uploads (forms, JSON): the same bound as the API's.
+DATA_UPLOAD_MAX_MEMORY_SIZE = TRACELEDGER_MAX_REQUEST_BYTES
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

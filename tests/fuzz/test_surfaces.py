@@ -237,3 +237,20 @@ def test_hostile_authorization_headers_are_a_401_or_403(db, header):
     header = header.encode("utf-8", "surrogatepass").decode("latin-1")
     response = Client(HTTP_AUTHORIZATION=header).get("/api/v1/models/")
     assert response.status_code in (401, 403)
+
+
+BODY_ROUTES = {"/api/v1/services/<str:service>/predict/", "/api/v1/builds/", "/api/v1/deployments/", "/api/v1/cases/",
+               "/api/v1/notification-rules/"}
+
+
+def test_bodies_over_the_request_limit_are_refused_before_they_are_parsed(world, settings):
+    settings.TRACELEDGER_MAX_REQUEST_BYTES = 4096
+    body = json.dumps({"inputs": {"X": {"data": [[0.5] * 6] * 400}}, "records": [], "note": "x" * 3000}).encode()
+    for route in API_WRITES + [r for r in ROUTES if not r.startswith("/api/")]:
+        path = fill(route, lambda converter: world["data"].model.id if converter == "int"
+                    else world["data"].deployment.service)
+        before = evidence()
+        response = world["admin"].generic("POST", path, body, content_type="application/json")
+        check(response, before, f"POST {path} ({len(body)} bytes)")
+        if route in BODY_ROUTES:
+            assert response.status_code == 413, f"{path}: {response.status_code}"
