@@ -4,6 +4,8 @@ and cosignatures are append-only, and keys change only through `manage.py keys`
 from django.contrib import admin
 
 from compliance.models import (
+    AccessRecord,
+    ApiToken,
     Checkpoint,
     LedgerEntry,
     MerkleNode,
@@ -58,3 +60,18 @@ class SigningKeyAdmin(ReadOnlyAdmin):
 class VerificationRunAdmin(ReadOnlyAdmin):
     list_display = ["id", "mode", "ok", "first_bad_index", "checked_upto", "started_at", "finished_at"]
 
+
+@admin.register(AccessRecord)
+class AccessRecordAdmin(ReadOnlyAdmin):
+    list_display = ["at", "actor", "action", "target", "outcome", "detail"]
+    list_filter = ["action", "outcome"]
+    search_fields = ["actor", "target"]
+    show_full_result_count = False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """Tokens are issued and revoked with `manage.py tokens` (ledger entries); only their hash is kept."""
+
+    list_display = ["id", "prefix", "user", "service", "expires_at", "revoked_at", "last_used_at", "use_count"]
+    exclude = ["key_hash"]

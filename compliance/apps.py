@@ -12,3 +12,9 @@ class ComplianceConfig(AppConfig):
         from compliance.project import celery  # noqa: F401  (binds shared tasks to our app)
 
         security_event.connect(on_security_event, dispatch_uid="compliance.investigation.alerts")
+
+        from axes.signals import user_locked_out
+
+        from compliance.web.lockout import on_user_locked_out
+
+        user_locked_out.connect(on_user_locked_out, dispatch_uid="compliance.web.lockout")

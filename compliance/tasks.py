@@ -28,7 +28,10 @@ def send_alert_notifications(alert_id: int) -> None:
 
 
 @shared_task(name="compliance.tasks.verify_ledger_now", acks_late=True, ignore_result=True)
-def verify_ledger_now(actor: str) -> None:
-    from compliance.investigation.ledger_checks import run_verification
+def verify_ledger_now(actor: str, request_id: int | None = None) -> None:
+    from compliance.investigation.ledger_checks import run_requested, run_verification
 
-    run_verification(actor=actor)
+    if request_id is None:  # a message queued before requests were tracked
+        run_verification(actor=actor)
+    else:
+        run_requested(request_id, actor)

@@ -6,8 +6,6 @@ golden inputs from it.  Validated before anything is stored: a bad file leaves n
 from __future__ import annotations
 
 import os
-import zipfile
-import zlib
 from typing import BinaryIO
 
 import numpy as np
@@ -15,48 +13,49 @@ from django.conf import settings
 from django.db import transaction
 
 from compliance.ledger import ledger
+from compliance.lib import npz
 from compliance.lib.store import TooLarge, default_store
 from inference import specs
 from lineage.actions import ActionError
 from lineage.models import CalibrationSet, ModelSource
 
 
-def describe_npz(path: str, *, max_unpacked_bytes: int) -> tuple[int, dict[str, dict]]:
+def describe_npz(path: str, *, max_unpacked_bytes: int, check_inputs=None) -> tuple[int, dict[str, dict]]:
     """(sample count, name -> {dtype, shape}) of an .npz of numeric arrays that all hold
-    the same number of samples along axis 0.  ActionError with a one-line reason."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise ActionError(f"not an .npz file (or a truncated one): {exc}") from None
-    unpacked = sum(m.file_size for m in members)
-    if unpacked > max_unpacked_bytes:
-        raise ActionError(f"calibration set unpacks to {unpacked} bytes, more than the {max_unpacked_bytes} byte limit")
-    if not members or any(not m.filename.endswith(".npy") for m in members):
-        raise ActionError("not an .npz file: expected an archive of .npy arrays (numpy.savez)")
+    the same number of samples along axis 0.  Each array's declared size is checked
+    before it is unpacked (compliance.lib.npz).  ActionError with a one-line reason."""
     arrays: dict[str, dict] = {}
     counts: dict[str, int] = {}
+    limits = {"max_tensor_bytes": max_unpacked_bytes, "max_total_bytes": max_unpacked_bytes}
     try:
-        with np.load(path, allow_pickle=False) as data:
-            for name in data.files:
-                array = data[name]
-                if array.dtype.kind not in "biuf":
-                    raise ActionError(f"calibration input {name!r} has dtype {array.dtype}: only numeric arrays")
-                if array.ndim == 0:
-                    raise ActionError(f"calibration input {name!r} is a scalar: put samples along axis 0")
-                if array.dtype.kind == "f" and not np.isfinite(array).all():
-                    raise ActionError(f"calibration input {name!r} contains NaN or infinite values")
-                arrays[name] = {"dtype": array.dtype.name, "shape": [int(d) for d in array.shape]}
-                counts[name] = int(array.shape[0])
-    except ActionError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ActionError(f"calibration set is unreadable (truncated or damaged .npz): {first}") from None
+        # names, dtypes and shapes from the headers first: checked (check_inputs) before any array is unpacked
+        for name, (shape, dtype) in npz.describe(path, **limits).items():
+            if dtype.kind not in "biuf":
+                raise ActionError(f"calibration input {name!r} has dtype {dtype}: only numeric arrays")
+            if len(shape) == 0:
+                raise ActionError(f"calibration input {name!r} is a scalar: put samples along axis 0")
+            arrays[name] = {"dtype": dtype.name, "shape": list(shape)}
+            counts[name] = shape[0]
+        if check_inputs is not None:
+            check_inputs(arrays)
+        for name, array in npz.iter_arrays(path, **limits):
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise ActionError(f"calibration input {name!r} contains NaN or infinite values")
+    except npz.NpzRefused as exc:
+        raise ActionError(f"calibration set refused: {exc}") from None
+    except MemoryError:
+        raise ActionError("calibration set does not fit in memory") from None
     if len(set(counts.values())) > 1:
         raise ActionError("calibration inputs hold different sample counts: "
                           + ", ".join(f"{n}={c}" for n, c in sorted(counts.items())))
     return next(iter(counts.values())), arrays
+
+
+def _check_inputs(model: ModelSource, arrays: dict[str, dict]) -> None:
+    try:
+        specs.check_calibration_inputs(model.inputs, arrays)
+    except specs.SpecError as exc:
+        raise ActionError(str(exc)) from None
 
 
 def do_register_calibration(source: BinaryIO | bytes, *, model: ModelSource, name: str,
@@ -69,11 +68,8 @@ def do_register_calibration(source: BinaryIO | bytes, *, model: ModelSource, nam
         with store.spool(source, max_bytes=limit) as spooled:
             if spooled.size == 0:
                 raise ActionError("the calibration file is empty: not an .npz file")
-            count, arrays = describe_npz(spooled.path, max_unpacked_bytes=4 * limit)
-            try:
-                specs.check_calibration_inputs(model.inputs, arrays)
-            except specs.SpecError as exc:
-                raise ActionError(str(exc)) from None
+            count, arrays = describe_npz(spooled.path, max_unpacked_bytes=4 * limit,
+                                         check_inputs=lambda found: _check_inputs(model, found))
             minimum = settings.TRACELEDGER_MIN_CALIBRATION_SAMPLES
             if count < minimum:
                 raise ActionError(f"calibration set has {count} samples; at least {minimum} are needed")

@@ -14,14 +14,19 @@ off the engine's timing, which `latency_ms` reports.
 """
 from __future__ import annotations
 
+import os
+import threading
 import time
 
 import numpy as np
 
+from compliance.lib.store import default_store
+from compliance.models import SigningKey
 from inference.loader import LoadedEngine, load_verified
 from inference.provenance.recorder import SyncRecorder
 from inference.provenance.stamp import Stamper
 from lineage import onnx_model
+from lineage.actions import live_deployment
 
 
 class AuditedService:
@@ -51,3 +56,45 @@ class AuditedService:
         record, meta = self._finish(random, input_digest, outputs, latency_us)
         self._record(record)
         return outputs, meta
+
+
+_cache: dict[str, tuple[tuple, AuditedService]] = {}
+_cache_lock = threading.Lock()
+
+
+def _cache_key(service: str) -> tuple | None:
+    """What must be unchanged for a verified load to be reused: the live deployment and
+    its pins, the engine's usability, the engine file itself (device, inode, size,
+    mtime and ctime: any write or replacement changes one) and the key revocations."""
+    deployment = live_deployment(service)
+    if deployment is None:
+        return None
+    try:
+        st = os.stat(default_store().path_for(deployment.engine_sha256))
+    except OSError:
+        return None
+    return (deployment.id, deployment.engine_sha256, deployment.manifest_sha256, deployment.engine.usable,
+            st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+            SigningKey.objects.filter(revoked_at__isnull=False).count())
+
+
+def open_cached(service: str) -> AuditedService:
+    """The service's AuditedService, loaded through the verified loader once and reused
+    while nothing it was verified against has changed (the predict API's path: the
+    engine is not re-hashed on every request). Anything changed: a fresh verified load,
+    recorded as such, which refuses a tampered engine."""
+    key = _cache_key(service)
+    with _cache_lock:
+        cached = _cache.get(service)
+        if key is not None and cached is not None and cached[0] == key:
+            return cached[1]
+    audited = AuditedService.open(service)
+    with _cache_lock:
+        if key is not None:
+            _cache[service] = (key, audited)
+    return audited
+
+
+def forget_cached() -> None:
+    with _cache_lock:
+        _cache.clear()

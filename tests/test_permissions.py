@@ -1,8 +1,14 @@
-"""Every page and every API endpoint, for every kind of user: anonymous (login
-redirect or 401/403), dave with no role (403), alice the auditor (reads, opens and
-notes cases, verifies the ledger), bob the engineer (builds, deploys, acknowledges),
-charlie the admin (everything, notification rules, deciding cases)."""
+"""The access matrix: every page and every API endpoint, for every kind of user:
+anonymous (login redirect or 401/403), dave with no role (403), alice the auditor
+(reads, opens and notes cases, verifies the ledger), bob the engineer (builds, deploys,
+acknowledges), charlie the admin (everything, notification rules, deciding cases),
+erin who holds only the reviewer capability (nothing: a reviewer decides only cases
+they may read), frank an auditor and reviewer (reads and decides), and a service
+token (predicts for its own service and reports provenance, nothing else). Each
+route is also tried with the method it does not take (GET of a POST-only route)."""
 from __future__ import annotations
+
+import io
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -18,8 +24,12 @@ R = {"alice", "bob", "charlie"}          # read roles
 W = {"bob", "charlie"}                   # engineer and admin
 A = {"charlie"}                          # admin
 C = R                                    # may open and note cases
-D = A                                    # may decide and close cases (reviewer or admin)
-H = A                                    # may place and release legal holds (reviewer or admin)
+D = A | {"frank"}                        # may decide and close cases (reviewer who may read, or admin)
+V = {"alice", "charlie", "frank"}        # may start a full ledger verification (auditor or admin)
+R = R | {"frank"}
+C = C | {"frank"}
+H = A | {"frank"}                        # may place and release legal holds (reviewer who may read, or admin)
+SVC = "svc"                              # the service token of the world's service
 
 ENDPOINTS = [
     # pages
@@ -31,7 +41,7 @@ ENDPOINTS = [
     ("GET", "/deployments/", R), ("GET", "/deployments/new/", W), ("POST", "/deployments/new/", W),
     ("GET", "/deployments/{service}/", R),
     ("GET", "/alerts/", R), ("POST", "/alerts/{alert}/acknowledge/", W),
-    ("GET", "/ledger/", R), ("GET", "/ledger/{index}/", R), ("POST", "/ledger/verify/", R),
+    ("GET", "/ledger/", R), ("GET", "/ledger/{index}/", R), ("POST", "/ledger/verify/", V),
     ("GET", "/cases/", R), ("POST", "/cases/open/", C), ("GET", "/cases/{case}/", R), ("POST", "/cases/{case}/note/", C),
     ("POST", "/cases/{case}/decide/", D), ("POST", "/cases/{case}/close/", D),
     ("POST", "/cases/{case}/hold/", H), ("POST", "/cases/{case}/hold/release/", H),
@@ -47,11 +57,12 @@ ENDPOINTS = [
     ("GET", "/api/v1/models/{model}/calibrations/", R), ("POST", "/api/v1/models/{model}/calibrations/", W),
     ("GET", "/api/v1/engines/", R), ("GET", "/api/v1/engines/{engine}/", R), ("GET", "/api/v1/loads/", R),
     ("GET", "/api/v1/deployments/", R), ("POST", "/api/v1/deployments/", W),
-    ("POST", "/api/v1/services/{service}/predict/", W),
+    ("POST", "/api/v1/services/{service}/predict/", W | {SVC}), ("POST", "/api/v1/services/other/predict/", W),
     ("GET", "/api/v1/trace/?service={service}", R), ("GET", "/api/v1/trace/{iid}/", R),
     ("GET", "/api/v1/alerts/", R), ("POST", "/api/v1/alerts/{alert}/acknowledge/", W),
     ("GET", "/api/v1/ledger/entries/", R), ("GET", "/api/v1/ledger/entries/{index}/", R),
-    ("GET", "/api/v1/ledger/verify/", R), ("POST", "/api/v1/ledger/verify/", R),
+    ("GET", "/api/v1/ledger/verify/", R), ("POST", "/api/v1/ledger/verify/", V),
+    ("GET", "/api/v1/ledger/verify/{vreq}/", R),
     ("GET", "/api/v1/ledger/verification/", R), ("GET", "/api/v1/ledger/checkpoint/", R),
     ("GET", "/api/v1/ledger/proof/inclusion/?index={index}", R), ("GET", "/api/v1/ledger/proof/consistency/?old=1&new=2", R),
     ("GET", "/api/v1/ledger/keys/", R),
@@ -66,7 +77,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/keys/", R),
     ("GET", "/api/v1/predictions/", R), ("GET", "/api/v1/services/{service}/engine-at/?t=2026-01-01T00:00:00Z", R),
     # machine ingestion: only `service` identities (tokens), none of the people
-    ("POST", "/api/v1/ingest/predictions/", set()), ("POST", "/api/v1/ingest/engine-loads/", set()),
+    ("POST", "/api/v1/ingest/predictions/", {SVC}), ("POST", "/api/v1/ingest/engine-loads/", {SVC}),
     # last: they remove what the routes above use
     ("POST", "/api/v1/builds/{build}/cancel/", W), ("POST", "/api/v1/predictions/{iid}/erase-salt/", A),
     ("POST", "/trace/{iid}/erase-salt/", A),
@@ -93,11 +104,14 @@ def world(credit_onnx):
     alert = raise_alert("build.failed", "build 99 failed: test", subject="build:99")
     case = do_open_case(data.predictions[0], kind="internal_review", summary="review", acting_user="alice")
     rule = NotificationRule.objects.create(name="oncall", kind_pattern="*", emails="oncall@example.com", created_by="t")
+    from compliance.models import VerificationRequest
+
+    vreq = VerificationRequest.objects.create(requested_by="charlie", slot=None)
     rule2 = NotificationRule.objects.create(name="hook", kind_pattern="engine.*", webhook_url="http://127.0.0.1:9/x",
                                             created_by="t")
     return {"iid": str(data.predictions[0].inference_id), "service": data.deployment.service, "model": data.model.id,
             "build": data.build.id, "engine": data.engine.id, "alert": alert.id, "case": case.id, "rule": rule.id,
-            "rule2": rule2.id, "index": 1}
+            "rule2": rule2.id, "index": 1, "vreq": vreq.id}
 
 
 def _request(client, method, url, values):
@@ -127,24 +141,72 @@ def test_it_covers_every_route():
     assert routes - covered == set()
 
 
-@pytest.mark.parametrize("who", ["anonymous", "dave", "alice", "bob", "charlie"])
-def test_it_enforces_roles_on_every_view_and_endpoint(client, world, who, request):
-    if who != "anonymous":
+def _client(who, request, world):
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    from compliance.api import tokens
+    from tests.conftest import make_user
+
+    client = Client()
+    if who == SVC:
+        from django.core.management import call_command
+
+        call_command("create_service_token", world["service"], "--json", stdout=io.StringIO())
+        from compliance.models import ApiToken
+
+        user = ApiToken.objects.get(service=world["service"]).user
+        client.defaults["HTTP_AUTHORIZATION"] = f"Token {tokens.issue(user, service=world['service'])[1]}"
+    elif who == "erin":
+        client.force_login(make_user("erin", "reviewer"))
+    elif who == "frank":
+        frank = make_user("frank", "auditor")
+        frank.groups.add(Group.objects.get(name="reviewer"))
+        client.force_login(frank)
+    elif who != "anonymous":
         client.force_login(request.getfixturevalue(who))
+    return client
+
+
+API_LIKE = ("/api/v1/", "/api/schema/", "/api/docs/swagger/", "/api/docs/redoc/", "/metrics")
+
+
+@pytest.mark.parametrize("who", ["anonymous", "dave", "alice", "bob", "charlie", "erin", "frank", SVC])
+def test_it_enforces_roles_on_every_view_and_endpoint(world, who, request):
+    client = _client(who, request, world)
     failures = []
     for method, url, allowed in ENDPOINTS:
         response = _request(client, method, url, world)
         code = response.status_code
-        if who == "anonymous":
-            ok = (code in (401, 403) if url.startswith(("/api/v1/", "/api/schema/", "/api/docs/swagger/",
-                                                        "/api/docs/redoc/", "/metrics")) else
-                  code == 302 and response["Location"].startswith("/login/"))
-        elif who in allowed:
+        if who in allowed:
             ok = code not in (401, 403, 405) and not (code == 302 and "/login/" in response.get("Location", ""))
-        elif url.startswith("/api/v1/ingest/"):
+        elif who == "anonymous" or (who == SVC and not url.startswith(API_LIKE[:4])):
+            ok = (code in (401, 403) if url.startswith(API_LIKE) else
+                  code == 302 and response["Location"].startswith("/login/"))
+        elif url.startswith("/api/v1/ingest/") and who != SVC:
             ok = code == 401  # token-only endpoints: a browser session is no credential there
         else:
             ok = code == 403
         if not ok:
             failures.append(f"{method} {url}: {code}")
     assert failures == []
+
+
+def test_a_get_of_a_write_route_writes_nothing(world, charlie, client):
+    """Writes come from POST (with CSRF): a GET of each route that takes POST, even from
+    the admin, changes no ledger entry and no row."""
+    from compliance.models import AccessRecord, Alert, LedgerEntry
+
+    client.force_login(charlie)
+    readable = {url for method, url, _ in ENDPOINTS if method == "GET"}
+    entries, alerts, accesses = LedgerEntry.objects.count(), Alert.objects.count(), AccessRecord.objects.count()
+    failures = []
+    for method, url, _ in ENDPOINTS:
+        if method != "POST" or url in readable:
+            continue
+        code = client.get(url.format(**world)).status_code
+        if code not in (401, 403, 404, 405):
+            failures.append(f"GET {url}: {code}")
+    assert failures == []
+    assert (LedgerEntry.objects.count(), Alert.objects.count(), AccessRecord.objects.count()) == (entries, alerts,
+                                                                                                   accesses)

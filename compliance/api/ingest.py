@@ -11,25 +11,33 @@ from __future__ import annotations
 
 from django.conf import settings
 from rest_framework import status
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance.api.errors import ApiError
+from compliance.api.parsers import JSONParser
+from compliance.api.tokens import ApiTokenAuthentication, bound_service
 from compliance.lib.roles import SERVICE
 from inference.provenance import ingest
 from inference.provenance.writer import write_records
 
 
+def _service_token_only(request) -> None:
+    """Provenance comes from a service token bound to the service it names (the identity
+    user is named after the service; ingest checks each record against it)."""
+    if bound_service(request) != request.user.get_username():
+        raise ApiError("only a service token may report provenance", status.HTTP_403_FORBIDDEN)
+
+
 class IngestPredictions(APIView):
     # machines only: a missing or bad token is 401 (retry later), a token that may
     # not report this is 403 (the record is set aside by the client)
-    authentication_classes = [TokenAuthentication]
+    authentication_classes = [ApiTokenAuthentication]
     parser_classes = [JSONParser]
     write_roles = (SERVICE,)
 
     def post(self, request):
+        _service_token_only(request)
         try:
             records = ingest.parse_records(request.data, user=request.user,
                                            max_batch=settings.TRACELEDGER_INGEST_MAX_BATCH)
@@ -40,11 +48,12 @@ class IngestPredictions(APIView):
 
 
 class IngestEngineLoad(APIView):
-    authentication_classes = [TokenAuthentication]
+    authentication_classes = [ApiTokenAuthentication]
     parser_classes = [JSONParser]
     write_roles = (SERVICE,)
 
     def post(self, request):
+        _service_token_only(request)
         try:
             load, created = ingest.report_load(request.data, user=request.user)
         except ingest.IngestError as exc:

@@ -8,19 +8,19 @@ import json
 
 from django.db import transaction
 from rest_framework import status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance.api.errors import ApiError
 from compliance.api.paging import page_for_api
+from compliance.api.parsers import JSONParser
 from compliance.investigation import cases
 from compliance.investigation.alerts import AlertError, do_acknowledge_alert
-from compliance.investigation.ledger_checks import last_verification, run_verification
+from compliance.investigation.ledger_checks import VerificationBusy, last_verification, request_verification
 from compliance.investigation.notify import do_delete_rule, do_save_rule
 from compliance.ledger import ledger
-from compliance.lib.roles import ADMIN, CASE_ROLES, DECIDE_ROLES, HOLD_ROLES, READ_ROLES, actor_name, has_role
-from compliance.models import Alert, Case, LedgerEntry, NotificationRule, SigningKey
+from compliance.lib.roles import ADMIN, CASE_ROLES, actor_name, may
+from compliance.models import Alert, Case, LedgerEntry, NotificationRule, SigningKey, VerificationRequest
 from compliance.web.forms import NotificationRuleForm
 from compliance.web.ledger_status import checkpoints
 from lineage.models import Prediction
@@ -92,22 +92,37 @@ class LedgerEntryDetail(APIView):
 
 
 class LedgerVerify(APIView):
-    """Verification only reads the ledger, so every read role may run it."""
+    """GET: the last result, the latest request and the checkpoints. POST: queue a full
+    verification (auditor or admin; one at a time) and poll its status URL."""
 
-    write_roles = READ_ROLES
+    write_action = "ledger.verify_full"
 
     def get(self, request):
-        """The last verification result and the latest checkpoints (when they exist)."""
+        """The last verification result, the latest request and the latest checkpoints."""
         rows = checkpoints()
+        latest = VerificationRequest.objects.order_by("-id").first()
         return Response({"last_verification": last_verification(), "size": ledger.size(),
+                         "request": latest.to_dict() if latest else None,
                          "checkpoints": None if rows is None else [
                              {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()
                               if k != "cosignatures"} | {"cosignatures": len(r["cosignatures"])} for r in rows]})
 
     def post(self, request):
-        """Verify the ledger now (synchronously) and record the result."""
-        result = run_verification(actor=actor_name(request.user))
-        return Response(result.__dict__, status=status.HTTP_200_OK)
+        """Queue a full verification; 202 with its status URL, or 409 naming the one running."""
+        try:
+            queued = request_verification(actor=actor_name(request.user))
+        except VerificationBusy as exc:
+            running = exc.running.to_dict() if exc.running else {}
+            raise ApiError(str(exc), status.HTTP_409_CONFLICT, {"request": running}) from None
+        queued.refresh_from_db()
+        return Response({"request": queued.to_dict(), "status_url": f"/api/v1/ledger/verify/{queued.id}/"},
+                        status=status.HTTP_202_ACCEPTED)
+
+
+class LedgerVerifyStatus(APIView):
+    def get(self, request, pk):
+        """One verification request: queued, running, succeeded or failed."""
+        return Response(_get(VerificationRequest, pk, "verification request").to_dict())
 
 
 class CaseList(APIView):
@@ -130,7 +145,7 @@ class CaseList(APIView):
 
         data = _body(request)
         legal_hold = data.get("legal_hold") is True
-        if legal_hold and not has_role(request.user, *HOLD_ROLES):
+        if legal_hold and not may(request.user, "case.hold"):
             raise ApiError("placing a legal hold needs the reviewer or admin role", status.HTTP_403_FORBIDDEN)
         try:
             iid = parse_inference_id(str(data.get("inference_id", "")))
@@ -178,7 +193,7 @@ class CaseNoteCreate(APIView):
 
 class CaseDecide(APIView):
     parser_classes = [JSONParser]
-    write_roles = DECIDE_ROLES
+    write_action = "case.decide"
 
     def post(self, request, pk):
         """Record the human reviewer's decision: {"outcome": upheld|overturned, "reason"} (reviewer or admin)."""
@@ -188,7 +203,7 @@ class CaseDecide(APIView):
 
 class CaseClose(APIView):
     parser_classes = [JSONParser]
-    write_roles = DECIDE_ROLES
+    write_action = "case.close"
 
     def post(self, request, pk):
         """Close a decided case: {"note"} (reviewer or admin)."""
@@ -198,7 +213,7 @@ class CaseClose(APIView):
 
 class CaseHold(APIView):
     parser_classes = [JSONParser]
-    write_roles = HOLD_ROLES
+    write_action = "case.hold"
 
     def post(self, request, pk):
         """Place a legal hold on the case's prediction: {"reason"} (reviewer or admin); 409 if already held."""
@@ -208,7 +223,7 @@ class CaseHold(APIView):
 
 class CaseHoldRelease(APIView):
     parser_classes = [JSONParser]
-    write_roles = HOLD_ROLES
+    write_action = "case.hold"
 
     def post(self, request, pk):
         """Release the case's legal hold: {"reason"} (reviewer or admin); 409 if not held."""

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance.api.errors import ApiError
 from compliance.api.paging import page_for_api
-from compliance.ledger import ledger
+from compliance.api.parsers import JSONParser
+from compliance.investigation.access import record_access
 from compliance.lib.ids import parse_db_int, parse_inference_id
-from compliance.lib.roles import ADMIN, ENGINEER, SERVICE, actor_name
+from compliance.lib.roles import ADMIN, actor_name
 from compliance.web.ledger_status import inclusion_status
 from inference import build_requests, specs
 from inference import calibration as calibration_api
-from inference.loader import EngineRefused
-from inference.runtime import AuditedService
 from lineage import actions, queries
 from lineage.models import Build, Deployment, Engine, EngineLoad, ModelSource, Prediction
 from lineage.trace import trace
@@ -237,37 +235,9 @@ class DeploymentList(APIView):
         return Response(deployment.to_dict(), status=status.HTTP_201_CREATED)
 
 
-class Predict(APIView):
-    """Audited inference over HTTP: {"inputs": {name: {"data": [...], "dtype": "float32"}}}."""
-
-    parser_classes = [JSONParser]
-    write_roles = (ENGINEER, ADMIN, SERVICE)
-
-    def post(self, request, service):
-        inputs = request.data.get("inputs") if isinstance(request.data, dict) else None
-        if not isinstance(inputs, dict) or not inputs:
-            raise ApiError("inputs must be an object of named tensors")
-        feeds = {}
-        for name, value in inputs.items():
-            if not isinstance(value, dict) or "data" not in value:
-                raise ApiError(f"input {name!r} must be {{\"data\": [...], \"dtype\": \"float32\"}}")
-            try:
-                feeds[name] = np.asarray(value["data"], dtype=np.dtype(str(value.get("dtype", "float32"))))
-            except (TypeError, ValueError) as exc:
-                raise ApiError(f"input {name!r}: {exc}") from None
-        try:
-            audited = AuditedService.open(service)
-            outputs, meta = audited.predict(feeds)
-        except EngineRefused as exc:
-            raise ApiError(str(exc), status.HTTP_409_CONFLICT, {"verdict": exc.verdict}) from None
-        except ValueError as exc:
-            raise ApiError(str(exc)) from None
-        return Response({"outputs": {k: np.asarray(v).tolist() for k, v in outputs.items()}, "metadata": meta})
-
-
 class TraceDetail(APIView):
     def get(self, request, inference_id):
-        """The chain of one prediction with a verdict per link (recorded as viewed)."""
+        """The chain of one prediction with a verdict per link (the view goes to the access log)."""
         try:
             iid = parse_inference_id(inference_id)
         except ValueError as exc:
@@ -275,8 +245,7 @@ class TraceDetail(APIView):
         result = trace(iid)
         if result.prediction is None:
             raise ApiError(result.links[0].detail, 404)
-        ledger.append("trace.viewed", {"inference_id": str(iid), "ok": result.ok, "via": "api"},
-                      subject=f"prediction:{iid}", actor=actor_name(request.user))
+        record_access(actor_name(request.user), "trace.viewed", f"prediction:{iid}", detail=f"ok={result.ok} via=api")
         return Response(result.to_dict() | {"inclusion": inclusion_status(result.prediction.ledger_index)})
 
 

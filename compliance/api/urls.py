@@ -4,7 +4,7 @@ graph (models, builds, engines, deployments, trace, predictions), prediction and
 erasure, and the ingestion endpoints of external inference servers."""
 from django.urls import path
 
-from compliance.api import ingest, investigation, lineage, transparency
+from compliance.api import ingest, investigation, lineage, predict, transparency
 
 urlpatterns = [
     path("api/v1/ledger/checkpoint/", transparency.LatestCheckpoint.as_view(), name="api-ledger-checkpoint"),
@@ -24,7 +24,7 @@ urlpatterns = [
     path("api/v1/engines/<str:ref>/", lineage.EngineDetail.as_view()),
     path("api/v1/loads/", lineage.EngineLoadList.as_view()),
     path("api/v1/deployments/", lineage.DeploymentList.as_view()),
-    path("api/v1/services/<str:service>/predict/", lineage.Predict.as_view()),
+    path("api/v1/services/<str:service>/predict/", predict.Predict.as_view()),
     path("api/v1/trace/", lineage.TraceSearch.as_view()),
     path("api/v1/trace/<str:inference_id>/", lineage.TraceDetail.as_view()),
     path("api/v1/predictions/", lineage.PredictionList.as_view()),
@@ -35,6 +35,7 @@ urlpatterns = [
     path("api/v1/ledger/entries/", investigation.LedgerEntryList.as_view()),
     path("api/v1/ledger/entries/<int:index>/", investigation.LedgerEntryDetail.as_view()),
     path("api/v1/ledger/verify/", investigation.LedgerVerify.as_view()),
+    path("api/v1/ledger/verify/<int:pk>/", investigation.LedgerVerifyStatus.as_view()),
     path("api/v1/cases/", investigation.CaseList.as_view()),
     path("api/v1/cases/<int:pk>/", investigation.CaseDetail.as_view()),
     path("api/v1/cases/<int:pk>/notes/", investigation.CaseNoteCreate.as_view()),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from django.db import transaction
 from compliance.investigation.evidence import Evidence, Scope, collect, disclosed_input
 from compliance.investigation.reports import build_context, render_pdf
 from compliance.ledger import ledger
+from compliance.lib import npz
 
 
 @dataclass
@@ -66,25 +66,23 @@ MAX_DISCLOSED_BYTES = 16 * 1024 * 1024
 
 
 def load_npz(source) -> dict:
-    """Named arrays from an .npz file (a path or an uploaded file); no pickles."""
-    import numpy as np
-
+    """Named arrays from an .npz file (a path or an uploaded file); no pickles, and every
+    array's declared size checked before it is unpacked (compliance.lib.npz)."""
     size = getattr(source, "size", None)
     if size is None and isinstance(source, (str, os.PathLike)) and os.path.exists(source):
         size = os.path.getsize(source)
     if size is not None and size > MAX_DISCLOSED_BYTES:
         raise ValueError(f"the disclosed input is larger than {MAX_DISCLOSED_BYTES} bytes")
+    if hasattr(source, "seek"):
+        source.seek(0)
     try:
-        with np.load(source, allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise ValueError("expected an .npz archive of named arrays")
-            return {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        return npz.load(source)
+    except npz.NpzRefused as exc:
         raise ValueError(f"cannot read the disclosed input: {exc}") from None
 
 
 def write_atomically(path: str | os.PathLike, data: bytes) -> None:
-    """Write a file whole or not at all (temp file beside it, fsync, rename)."""
+    """Write a file whole or not at all (temp file beside it, fsync, rename), mode 0600."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.")
@@ -93,7 +91,7 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o600)  # a report may hold a disclosed input: personal data
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import hmac
 import logging
-import urllib.error
-import urllib.request
 import uuid
 from datetime import datetime, timezone
 
@@ -25,6 +23,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 
+from compliance.investigation import webhooks
 from compliance.ledger import keys
 from compliance.ledger.canonical import canonical_json
 from compliance.models import Alert, NotificationDelivery, NotificationRule
@@ -33,7 +32,6 @@ log = logging.getLogger("traceledger.notify")
 KEY_PURPOSE = "webhook"
 KEY_ID_HEADER = "X-TraceLedger-Key-Id"
 SIGNATURE_HEADER = "X-TraceLedger-Signature"
-TIMEOUT_S = 5
 
 
 def queue_notifications(alert: Alert) -> None:
@@ -77,16 +75,8 @@ def verify_webhook(body: bytes, headers, public_key: Ed25519PublicKey, key_id: s
 
 
 def _post(url: str, body: bytes) -> tuple[bool, str]:
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "User-Agent": "TraceLedger-notify/1"} | sign_webhook(body))
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 (admin-set http(s) URL)
-            return 200 <= response.status < 300, f"HTTP {response.status}"
-    except urllib.error.HTTPError as exc:
-        return False, f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError) as exc:
-        return False, str(getattr(exc, "reason", exc))[:400]
+    return webhooks.post(url, body, {"Content-Type": "application/json", "User-Agent": "TraceLedger-notify/1"}
+                         | sign_webhook(body))
 
 
 def _email(alert: Alert, to: str) -> tuple[bool, str]:

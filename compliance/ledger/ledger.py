@@ -58,6 +58,9 @@ KINDS = {
     "case.hold_released",
     "ledger.verified",
     "notification_rule.changed",
+    "token.issued",
+    "token.revoked",
+    "auth.locked_out",
 }
 
 

@@ -29,6 +29,24 @@ DECIDE_ROLES = (REVIEWER, ADMIN)
 # the two can diverge.
 HOLD_ROLES = (REVIEWER, ADMIN)
 
+# The access matrix for actions that need more than one role: each entry lists role
+# sets that must ALL be met (one role from each). A reviewer decides or closes only
+# cases they may also read: the reviewer capability alone opens nothing.
+MATRIX = {
+    "case.decide": (DECIDE_ROLES, READ_ROLES),
+    "case.close": (DECIDE_ROLES, READ_ROLES),
+    # a legal hold likewise: only on cases the holder may read
+    "case.hold": (HOLD_ROLES, READ_ROLES),
+    # a full verification reads every row (one at a time, in the background): the
+    # auditor's check and the admin's, not every reader's
+    "ledger.verify_full": ((AUDITOR, ADMIN),),
+}
+
+
+def may(user, action: str) -> bool:
+    """Whether `user` may take `action` of MATRIX."""
+    return all(has_role(user, *roles) for roles in MATRIX[action])
+
 
 def ensure_groups() -> None:
     for name in ROLES:
@@ -67,13 +85,32 @@ def role_required(*roles: str):
     return decorator
 
 
+def action_required(action: str):
+    """Login required, then `may(user, action)`; otherwise 403."""
+
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not may(request.user, action):
+                raise PermissionDenied("your role does not allow this")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
 class RolePermission(BasePermission):
     """Reads need a read role; writes need one of the view's `write_roles`
-    (engineer or admin by default)."""
+    (engineer or admin by default), or `may(user, view.write_action)` when the view
+    names a MATRIX action."""
 
     message = "your role does not allow this"
 
     def has_permission(self, request, view) -> bool:
+        if request.method not in SAFE_METHODS and getattr(view, "write_action", None):
+            return may(request.user, view.write_action)
         if request.method in SAFE_METHODS:
             return has_role(request.user, *getattr(view, "read_roles", READ_ROLES))
         return has_role(request.user, *getattr(view, "write_roles", WRITE_ROLES))

@@ -31,11 +31,24 @@ TRACELEDGER_SPOOL_DIR = Path(os.environ.get("TRACELEDGER_SPOOL_DIR", TRACELEDGER
 TRACELEDGER_CHECKPOINT_DIR = Path(
     os.environ.get("TRACELEDGER_CHECKPOINT_DIR", TRACELEDGER_HOME / "checkpoints")
 )
-TRACELEDGER_HOME.mkdir(parents=True, exist_ok=True)
+if not TRACELEDGER_HOME.exists():
+    TRACELEDGER_HOME.mkdir(parents=True, mode=0o700)  # keys, the database and salts live here
 # The ledger's origin line in checkpoints: unique per deployment of TraceLedger.
 TRACELEDGER_LOG_ORIGIN = os.environ.get("TRACELEDGER_LOG_ORIGIN", "traceledger.local/ledger")
 # Largest ONNX upload or calibration set accepted, in bytes.
 TRACELEDGER_MAX_UPLOAD_BYTES = envint("TRACELEDGER_MAX_UPLOAD_BYTES", str(512 * 1024 * 1024))
+# Hostile input is bounded before work is done (README "Security"): bytes one tensor may
+# hold once unpacked (a disclosed input's array, a predict input) and bytes one request
+# may unpack or send in all.  Calibration sets use 4 x TRACELEDGER_MAX_UPLOAD_BYTES.
+TRACELEDGER_MAX_TENSOR_BYTES = envint("TRACELEDGER_MAX_TENSOR_BYTES", str(16 * 1024 * 1024))
+TRACELEDGER_MAX_REQUEST_BYTES = envint("TRACELEDGER_MAX_REQUEST_BYTES", str(64 * 1024 * 1024))
+# Deepest nesting of lists/objects a JSON request body may have.
+TRACELEDGER_MAX_JSON_DEPTH = envint("TRACELEDGER_MAX_JSON_DEPTH", "32")
+# Repeated refusals (unknown services, a token used for another service) raise one
+# alert per this many seconds with a count, not one alert per request.
+TRACELEDGER_ALERT_AGGREGATE_S = envint("TRACELEDGER_ALERT_AGGREGATE_S", "3600")
+# API tokens (compliance/api/tokens.py) expire after this many days unless issued with --days.
+TRACELEDGER_TOKEN_DAYS = envint("TRACELEDGER_TOKEN_DAYS", "90")
 # Days a prediction's input salt is kept (the ledger itself is never pruned). EU AI Act
 # Art. 19 and 26(6): logs are kept at least six months; production refuses less.
 TRACELEDGER_RETENTION_DAYS = envint("TRACELEDGER_RETENTION_DAYS", "190")
@@ -52,8 +65,31 @@ TRACELEDGER_INGEST_MAX_BATCH = envint("TRACELEDGER_INGEST_MAX_BATCH", "5000")
 # Generate missing signing keys on first use (embedded default). Production mounts them.
 TRACELEDGER_GENERATE_KEYS = envbool("TRACELEDGER_GENERATE_KEYS", "True")
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-do-not-use-in-production")
-# Off unless DEBUG=1 is set: the debug page shows settings and tracebacks to anyone.
+
+
+def _private_file(path: Path, initial: bytes = b"") -> Path:
+    """Create `path` 0600 (with `initial` content) unless it exists; tighten it to 0600 if it does."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)
+    else:
+        with os.fdopen(fd, "wb") as f:
+            f.write(initial)
+    return path
+
+
+def _embedded_secret_key() -> str:
+    """The embedded default's own random SECRET_KEY, made on first run (0600): a key
+    written in the source would let anyone forge its sessions."""
+    import secrets
+
+    path = _private_file(TRACELEDGER_HOME / "secret_key", secrets.token_urlsafe(50).encode())
+    return path.read_text().strip()
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY") or _embedded_secret_key()
+# Off unless asked for: a traceback page shows settings and code to whoever triggers it.
 DEBUG = envbool("DEBUG", "False")
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 
@@ -65,7 +101,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
@@ -78,6 +114,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # 400 for NUL bytes and lone surrogates in paths, queries, forms and JSON (issue 22)
     "compliance.web.input_guard.InputGuardMiddleware",
+    "compliance.api.middleware.api_body_limit",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -85,6 +122,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # last, as django-axes asks: it turns a locked-out login into its lockout response
+    "axes.middleware.AxesMiddleware",
 ]
 
 # Content-Security-Policy (django-csp): scripts only from our own static files (no
@@ -126,6 +165,31 @@ TRACELEDGER_CACHE_URL = os.environ.get("TRACELEDGER_CACHE_URL", "")
 if TRACELEDGER_CACHE_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": TRACELEDGER_CACHE_URL}}
 
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one
+# username from one address, that pair is locked out for AXES_COOLOFF_TIME hours;
+# each lockout is a ledger entry and an alert (compliance.investigation.lockouts).
+AUTHENTICATION_BACKENDS = ["compliance.web.lockout.LoginThrottleBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", "5")
+AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "1"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "compliance.web.lockout.lockout_response"
+AXES_VERBOSE = False
+# Argon2id first (argon2-cffi); the others only to check, and upgrade, older hashes.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+# Cookies and headers that hold on the embedded default too (production adds HTTPS-only
+# cookies and HSTS in settings_production.py).
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
 ROOT_URLCONF = "compliance.project.urls"
 WSGI_APPLICATION = "compliance.project.wsgi.application"
 
@@ -152,7 +216,8 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": TRACELEDGER_HOME / "traceledger.sqlite3",
+            # created 0600 (SQLite gives its -wal and -shm files the database file's mode)
+            "NAME": _private_file(TRACELEDGER_HOME / "traceledger.sqlite3"),
             # Wait for the write lock instead of failing when the worker thread and a
             # request write at once; IMMEDIATE so a transaction takes it up front.
             "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
@@ -182,15 +247,18 @@ STATIC_ROOT = TRACELEDGER_HOME / "staticfiles"
 
 # Uploads larger than this go to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
-DATA_UPLOAD_MAX_MEMORY_SIZE = 32 * 1024 * 1024
+# Bodies other than file uploads (forms, JSON): the same bound as the API's.
+DATA_UPLOAD_MAX_MEMORY_SIZE = TRACELEDGER_MAX_REQUEST_BYTES
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an anonymous API call then gets 401 with a WWW-Authenticate header.
-        "rest_framework.authentication.TokenAuthentication",
+        "compliance.api.tokens.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["compliance.lib.roles.RolePermission"],
+    "DEFAULT_PARSER_CLASSES": ["compliance.api.parsers.JSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "EXCEPTION_HANDLER": "compliance.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "compliance.api.schema.TraceLedgerSchema",
@@ -214,6 +282,14 @@ TRACELEDGER_METRICS_TOKEN = os.environ.get("TRACELEDGER_METRICS_TOKEN", "")
 # Extra metric collectors (dotted paths to functions returning compliance.web.metrics.Metric
 # lists); a path whose module does not exist is skipped.
 TRACELEDGER_METRICS_COLLECTORS = [p for p in os.environ.get("TRACELEDGER_METRICS_COLLECTORS", "").split(",") if p]
+
+# Webhooks (compliance/investigation/webhooks.py) never reach loopback, private,
+# link-local or multicast addresses except these networks (CIDRs, comma-separated);
+# a delivery waits at most TIMEOUT_S and reads at most MAX_RESPONSE_BYTES of the answer.
+TRACELEDGER_WEBHOOK_ALLOWED_NETWORKS = [n for n in os.environ.get("TRACELEDGER_WEBHOOK_ALLOWED_NETWORKS", "").split(",")
+                                        if n.strip()]
+TRACELEDGER_WEBHOOK_TIMEOUT_S = envint("TRACELEDGER_WEBHOOK_TIMEOUT_S", "5")
+TRACELEDGER_WEBHOOK_MAX_RESPONSE_BYTES = envint("TRACELEDGER_WEBHOOK_MAX_RESPONSE_BYTES", "65536")
 
 # Alert e-mail. The console backend prints mail in development; production sets SMTP.
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -247,6 +323,9 @@ TRACELEDGER_VERIFY_FULL_INTERVAL_S = envint("TRACELEDGER_VERIFY_FULL_INTERVAL_S"
 # Celery beat runs the schedule when REDIS_URL is set; otherwise the web process runs it
 # on a thread (compliance.project.scheduler), so the embedded default needs no extra process.
 TRACELEDGER_INPROCESS_SCHEDULER = envbool("TRACELEDGER_INPROCESS_SCHEDULER", "False" if REDIS_URL else "True")
+# A requested full verification that shows no result after this long is given up,
+# so that a lost worker cannot block the next request for ever.
+TRACELEDGER_VERIFY_STALE_S = envint("TRACELEDGER_VERIFY_STALE_S", "3600")
 CELERY_BEAT_SCHEDULE = {
     name: {"task": task, "schedule": float(every), "kwargs": kwargs}
     for name, task, every, kwargs in [

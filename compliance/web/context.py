@@ -5,11 +5,11 @@ from __future__ import annotations
 from compliance.lib.roles import (
     ADMIN,
     AUDITOR,
-    DECIDE_ROLES,
     ENGINEER,
     READ_ROLES,
     WRITE_ROLES,
     has_role,
+    may,
     roles_of,
 )
 
@@ -20,7 +20,7 @@ def dashboard(request) -> dict:
         "roles": sorted(roles_of(user)),
         "can_read": has_role(user, *READ_ROLES),
         "can_write": has_role(user, *WRITE_ROLES),
-        "can_decide": has_role(user, *DECIDE_ROLES),
+        "can_decide": may(user, "case.decide"),
         "is_admin": has_role(user, ADMIN),
         "is_auditor": has_role(user, AUDITOR),
         "is_engineer": has_role(user, ENGINEER),

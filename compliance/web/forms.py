@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.core.validators import validate_email
 
+from compliance.investigation import webhooks
 from compliance.models import Alert, Case, NotificationRule
 
 
@@ -66,8 +67,11 @@ class NotificationRuleForm(forms.ModelForm):
 
     def clean_webhook_url(self):
         url = self.cleaned_data["webhook_url"].strip()
-        if url and not url.startswith(("https://", "http://")):
-            raise forms.ValidationError("the webhook must be an http(s) URL")
+        if url:
+            try:
+                webhooks.check_url(url)
+            except webhooks.WebhookRefused as exc:
+                raise forms.ValidationError(str(exc)) from None
         return url
 
     def clean(self):

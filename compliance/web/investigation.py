@@ -22,18 +22,18 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from compliance.investigation import cases
 from compliance.investigation.alerts import AlertError, do_acknowledge_alert
-from compliance.investigation.ledger_checks import last_verification
+from compliance.investigation.ledger_checks import VerificationBusy, last_verification, request_verification
 from compliance.investigation.notify import KEY_PURPOSE, do_delete_rule, do_save_rule
 from compliance.ledger import ledger
 from compliance.lib.roles import (
     ADMIN,
     CASE_ROLES,
-    DECIDE_ROLES,
-    HOLD_ROLES,
     READ_ROLES,
     WRITE_ROLES,
+    action_required,
     actor_name,
     has_role,
+    may,
     role_required,
 )
 from compliance.models import Alert, Case, LedgerEntry, NotificationDelivery, NotificationRule
@@ -50,6 +50,7 @@ from compliance.web.forms import (
 )
 from compliance.web.ledger_status import checkpoints
 from compliance.web.paging import page_for_view
+from compliance.web.redirects import safe_next
 from lineage.models import Prediction
 
 
@@ -95,7 +96,7 @@ def alert_acknowledge(request, pk):
             messages.success(request, f"Alert {pk} acknowledged.")
         except AlertError as exc:
             messages.error(request, str(exc))
-    return redirect(request.POST.get("next") or "alert-list")
+    return safe_next(request, "alert-list")
 
 
 @role_required(*READ_ROLES)
@@ -121,13 +122,15 @@ def ledger_entry(request, index):
                    "problem": ledger.check_entry(entry)})
 
 
-@role_required(*READ_ROLES)
+@action_required("ledger.verify_full")
 @require_POST
 def ledger_verify(request):
-    """Open to auditors: verification only reads the ledger (and records its result)."""
-    from compliance.tasks import verify_ledger_now
-
-    verify_ledger_now.apply_async(args=[actor_name(request.user)], queue="default")
+    """Auditors and admins: queue a full verification (one at a time, in the background)."""
+    try:
+        request_verification(actor=actor_name(request.user))
+    except VerificationBusy as exc:
+        messages.info(request, str(exc))
+        return redirect("ledger-list")
     result = last_verification()
     if current_app.conf.task_always_eager and result:
         (messages.success if result["ok"] else messages.error)(request, f"Ledger verification: {result['detail']}")
@@ -157,8 +160,8 @@ def case_detail(request, pk):
         "case": case, "notes": case.notes.all(), "entries": entries,
         "note_form": CaseNoteForm(), "decide_form": DecideCaseForm(), "close_form": CloseCaseForm(),
         "hold_form": HoldForm(), "hold": case.hold_dict(),
-        "may_note": has_role(request.user, *CASE_ROLES), "may_decide": has_role(request.user, *DECIDE_ROLES),
-        "may_hold": has_role(request.user, *HOLD_ROLES),
+        "may_note": has_role(request.user, *CASE_ROLES), "may_decide": may(request.user, "case.decide"),
+        "may_hold": may(request.user, "case.hold"),
     })
 
 
@@ -172,7 +175,7 @@ def case_open(request):
         iid = request.POST.get("inference_id", "")
         messages.error(request, "To open a case, choose its kind and give a summary.")
         return redirect("trace", inference_id=iid) if iid else redirect("case-list")
-    if form.cleaned_data["legal_hold"] and not has_role(request.user, *HOLD_ROLES):
+    if form.cleaned_data["legal_hold"] and not may(request.user, "case.hold"):
         raise PermissionDenied("placing a legal hold needs the reviewer or admin role")
     prediction = Prediction.objects.filter(inference_id=form.cleaned_data["inference_id"]).first()
     if prediction is None:
@@ -209,16 +212,17 @@ def case_note(request, pk):
                       lambda case, d, actor: cases.do_add_case_note(case, text=d["text"], acting_user=actor))
 
 
-@role_required(*DECIDE_ROLES)
+@action_required("case.decide")
 @require_POST
 def case_decide(request, pk):
-    """Only a reviewer or an admin decides: the human review the data subject is owed."""
+    """Only a reviewer (who may also read the case) or an admin decides: the human review
+    the data subject is owed."""
     return _case_step(request, pk, DecideCaseForm,
                       lambda case, d, actor: cases.do_decide_case(case, outcome=d["outcome"], reason=d["reason"],
                                                                   acting_user=actor))
 
 
-@role_required(*DECIDE_ROLES)
+@action_required("case.close")
 @require_POST
 def case_close(request, pk):
     """Closing a decided case: reviewer or admin."""
@@ -226,7 +230,7 @@ def case_close(request, pk):
                       lambda case, d, actor: cases.do_close_case(case, note=d["note"], acting_user=actor))
 
 
-@role_required(*HOLD_ROLES)
+@action_required("case.hold")
 @require_POST
 def case_hold(request, pk):
     """Place a legal hold, with a reason: reviewer or admin."""
@@ -234,7 +238,7 @@ def case_hold(request, pk):
                       lambda case, d, actor: cases.do_place_hold(case, reason=d["reason"], acting_user=actor))
 
 
-@role_required(*HOLD_ROLES)
+@action_required("case.hold")
 @require_POST
 def case_hold_release(request, pk):
     """Release a legal hold, with a reason: reviewer or admin."""

@@ -12,9 +12,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
-from compliance.ledger import ledger
+from compliance.investigation.access import record_access
 from compliance.lib.ids import parse_inference_id
-from compliance.lib.roles import ADMIN, HOLD_ROLES, READ_ROLES, actor_name, has_role, role_required
+from compliance.lib.roles import ADMIN, READ_ROLES, actor_name, has_role, may, role_required
 from compliance.models import Alert, Case
 from compliance.web import charts, stats
 from compliance.web.forms import EraseSaltForm
@@ -132,7 +132,7 @@ def _trace_page(request, result, status: int = 200):
         "cases": cases, "holding": [c for c in cases if c.legal_hold],
         "case_kinds": Case.KINDS,
         "export_url": url_or_none("report-export", str(result.prediction.inference_id)),
-        "may_hold": has_role(request.user, *HOLD_ROLES), "may_erase": has_role(request.user, ADMIN),
+        "may_hold": may(request.user, "case.hold"), "may_erase": has_role(request.user, ADMIN),
         "salt_kept": PredictionSalt.objects.filter(inference_id=result.prediction.inference_id).exists(),
         "erase_form": EraseSaltForm(),
     }
@@ -142,8 +142,8 @@ def _trace_page(request, result, status: int = 200):
 @role_required(*READ_ROLES)
 def trace_detail(request, inference_id):
     iid, result = _trace_result(inference_id)
-    ledger.append("trace.viewed", {"inference_id": str(iid), "ok": result.ok},
-                  subject=f"prediction:{iid}", actor=actor_name(request.user))
+    # the access log, not the ledger: a GET (a link in an e-mail) must not write evidence
+    record_access(actor_name(request.user), "trace.viewed", f"prediction:{iid}", detail=f"ok={result.ok}")
     return _trace_page(request, result)
 
 

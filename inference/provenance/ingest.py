@@ -145,7 +145,19 @@ def parse_records(body, *, user, max_batch: int) -> list[ProvenanceRecord]:
         if r.engine_sha256 != deployment.engine_sha256:
             raise IngestError(f"records[{i}].engine_sha256 is not the engine deployment {deployment.id} pins "
                               f"({deployment.engine_sha256[:16]}…)")
+        _within_lifetime(r.ts_us, deployment, f"records[{i}].timestamp", now)
     return records
+
+
+def _within_lifetime(ts_us: int, deployment: Deployment, where: str, now: datetime) -> None:
+    """A prediction was made while its deployment was live: after it was created and
+    before it was retired (or now), give or take CLOCK_SKEW."""
+    start = us_from_datetime(deployment.created_at - CLOCK_SKEW)
+    end = us_from_datetime((deployment.retired_at or now) + CLOCK_SKEW)
+    if not start <= ts_us <= end:
+        until = deployment.retired_at.isoformat() if deployment.retired_at else "now"
+        raise IngestError(f"{where} lies outside the lifetime of deployment {deployment.id} "
+                          f"({deployment.created_at.isoformat()} to {until}, give or take {CLOCK_SKEW})")
 
 
 def report_load(body, *, user) -> tuple[EngineLoad, bool]:

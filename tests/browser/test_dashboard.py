@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-from compliance.models import Case, LedgerEntry
+from compliance.models import AccessRecord, Case, LedgerEntry
 from lineage.models import Build
 from tests.conftest import PASSWORD, ROOT, register
 from tests.dashboard_data import seed, tamper_and_load
@@ -95,8 +95,9 @@ def test_it_lets_an_auditor_trace_the_disputed_decision_and_open_a_case(page, li
     case = Case.objects.get()
     assert case.opened_by == "auditor" and str(case.prediction_id) == disputed
     assert LedgerEntry.objects.filter(kind="case.opened", subject=f"case:{case.id}").exists()
-    viewed = LedgerEntry.objects.filter(kind="trace.viewed", subject=f"prediction:{disputed}").get()
-    assert json.loads(viewed.body)["actor"] == "auditor"
+    viewed = AccessRecord.objects.filter(action="trace.viewed", target=f"prediction:{disputed}").first()
+    assert viewed is not None and viewed.actor == "auditor"
+    assert not LedgerEntry.objects.filter(kind="trace.viewed").exists()
 
 
 def test_it_lets_an_engineer_request_a_build_and_watch_it_succeed(page, live_server, worker, bob, credit_onnx):

@@ -7,9 +7,9 @@ import base64
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from compliance.api import tokens
 from compliance.ledger import checkpoints, ledger, merkle, notes
 from compliance.lib.ids import uuid7
 from compliance.models import LedgerEntry
@@ -144,8 +144,8 @@ def test_it_needs_a_role(logged, alice, dave):
     c = APIClient()
     c.login(username="dave", password=PASSWORD)
     assert c.get("/api/v1/ledger/checkpoint/").status_code == 403
-    token = Token.objects.create(user=alice)
+    _, token = tokens.issue(alice)
     c = APIClient()
-    c.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    c.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert c.get("/api/v1/ledger/proof/inclusion/?index=0").status_code == 200
     assert c.post("/api/v1/ledger/checkpoint/").status_code in (403, 405)

@@ -48,6 +48,15 @@ class Receiver:
         self.server.server_close()
 
 
+@pytest.fixture(autouse=True)
+def loopback_receivers(monkeypatch, settings):
+    """The receivers here listen on 127.0.0.1, which webhooks refuse unless allowed
+    (tests/compliance/test_webhooks.py checks the refusal); the worker process reads
+    the same allowance from its environment."""
+    monkeypatch.setenv("TRACELEDGER_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
+    settings.TRACELEDGER_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+
+
 def webhook_key():
     signer = keys.get_signer("webhook")
     return signer.public_key, signer.key_id

@@ -91,6 +91,7 @@ def test_it_exports_a_bundle_that_verifies_offline(demo, tmp_path):
     raw = (tmp_path / "b.json").read_bytes()
     assert data["files"]["bundle"]["sha256"] == hashlib.sha256(raw).hexdigest()
     assert data["files"]["pdf"]["sha256"] == hashlib.sha256((tmp_path / "r.pdf").read_bytes()).hexdigest()
+    assert {(tmp_path / name).stat().st_mode & 0o777 for name in ("b.json", "r.pdf")} == {0o600}
 
     # the export is a ledger entry naming who exported what, with the files' digests
     entry = LedgerEntry.objects.get(index=data["ledger_index"])

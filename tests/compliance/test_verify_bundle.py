@@ -77,3 +77,34 @@ def test_it_accepts_only_the_canonical_encoding():
             parse_bundle(edited)
     result = verify_bytes(b"[]\n")
     assert not result.ok and result.checks[0].name == "bundle"
+
+
+@pytest.mark.parametrize("depth", [65, 5000, 200_000])
+def test_it_refuses_deep_nesting_with_a_clear_message_not_a_recursion_error(depth):
+    from compliance.ledger.offline.parse import MAX_DEPTH
+
+    bundle = minimal()
+    data = encode_bundle(bundle).replace(b'"disclosed_input":null',
+                                         b'"disclosed_input":' + b"[" * depth + b"]" * depth)
+    with pytest.raises(Malformed, match=f"nests deeper than {MAX_DEPTH} levels"):
+        parse_bundle(data)
+    result = verify_bytes(data)
+    assert not result.ok and f"nests deeper than {MAX_DEPTH} levels" in result.checks[0].detail
+
+
+def test_a_deeply_nested_ledger_entry_body_is_malformed_not_a_crash():
+    bundle = minimal()
+    bundle["predictions"] = [{"record": {}, "entry": {"index": 0, "body": "[" * 100_000 + "]" * 100_000,
+                                                      "proof": []}}]
+    result = verify_bytes(encode_bundle(bundle))
+    assert not result.ok
+
+
+def test_the_command_line_reports_a_deep_bundle_in_one_line(tmp_path, capsys):
+    from compliance.ledger.offline.report import main
+
+    path = tmp_path / "deep.json"
+    path.write_bytes(encode_bundle(minimal()).replace(b'"disclosed_input":null',
+                                                      b'"disclosed_input":' + b"[" * 10_000 + b"]" * 10_000))
+    assert main([str(path)]) == 1
+    assert "nests deeper than 64 levels" in capsys.readouterr().out

@@ -78,6 +78,11 @@ BAD_BATCHES = {
     "naive timestamp": (_bad(lambda r, d: r.update(timestamp="2026-01-01T00:00:00")), 400, "must include a time zone"),
     "future timestamp": (_bad(lambda r, d: r.update(
         timestamp=(datetime.now(timezone.utc) + timedelta(days=1)).isoformat())), 400, "cannot come from the future"),
+    "before the deployment existed": (_bad(lambda r, d: r.update(
+        timestamp=(d.created_at - timedelta(days=3)).isoformat())), 400,
+        "records[2].timestamp lies outside the lifetime of deployment"),
+    "ten minutes before the deployment": (_bad(lambda r, d: r.update(
+        timestamp=(d.created_at - timedelta(minutes=10)).isoformat())), 400, "give or take 0:05:00"),
     "missing field": (_bad(lambda r, d: r.pop("output_digest")), 400, "records[2] is missing output_digest"),
     "unknown field": (_bad(lambda r, d: r.update(score=0.7)), 400, "records[2] has unknown field(s) score"),
     "duplicate id in the batch": (_bad(lambda r, d: r.update(inference_id=r["_first_id"])), 400,
@@ -109,7 +114,7 @@ def test_it_rejects_a_bad_batch_with_the_reason_and_stores_nothing(client, credi
 
 @pytest.mark.embedded
 def test_it_accepts_reports_only_from_the_service_s_own_token(client, credit_deployment, alice, bob, charlie):
-    from rest_framework.authtoken.models import Token
+    from compliance.api import tokens
 
     records = {"records": batch(credit_deployment, 2)}
     assert post(client, RECORDS, records).status_code == 401
@@ -120,7 +125,7 @@ def test_it_accepts_reports_only_from_the_service_s_own_token(client, credit_dep
     for user in (alice, bob, charlie):  # people do not post predictions, not even with a token
         client.force_login(user)
         assert post(client, RECORDS, records).status_code == 401
-        assert post(client, RECORDS, records, Token.objects.create(user=user).key).status_code == 403
+        assert post(client, RECORDS, records, tokens.issue(user)[1]).status_code == 403
     client.logout()
     assert Prediction.objects.count() == 0
 
@@ -179,7 +184,7 @@ def test_it_creates_a_service_token_once_and_rotates_it_on_request(client, credi
     assert rotated != token
     records = {"records": batch(credit_deployment, 1)}
     stale = post(client, RECORDS, records, token)
-    assert stale.status_code == 401 and "Invalid token" in stale.json()["error"]
+    assert stale.status_code == 401 and "the token was revoked" in stale.json()["error"]
     assert post(client, RECORDS, records, rotated).status_code == 200
     with pytest.raises(CommandError, match="letters, digits"):
         service_token("bad name!")
@@ -234,3 +239,19 @@ def test_the_client_streams_10000_predictions_through_a_dropping_connection(live
     from tests.inference.test_recorder import assert_ledger_matches
 
     assert_ledger_matches(set(ids))
+
+
+@pytest.mark.embedded
+def test_it_refuses_predictions_stamped_after_the_deployment_was_retired(client, credit_deployment):
+    from django.utils import timezone as django_tz
+
+    token = service_token("credit")
+    records = batch(credit_deployment, 2)
+    Deployment = type(credit_deployment)
+    retired = django_tz.now() - timedelta(hours=1)
+    Deployment.objects.filter(pk=credit_deployment.pk).update(created_at=retired - timedelta(hours=1), retired_at=retired)
+    refused = post(client, RECORDS, {"records": records}, token)
+    assert refused.status_code == 400 and "lies outside the lifetime of deployment" in refused.json()["error"]
+    records[0]["timestamp"] = records[1]["timestamp"] = (retired - timedelta(minutes=1)).isoformat()
+    assert post(client, RECORDS, {"records": records}, token).status_code == 200
+    assert Prediction.objects.count() == 2

@@ -6,9 +6,9 @@ import io
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
-from compliance.models import LedgerEntry
+from compliance.api import tokens
+from compliance.models import AccessRecord, LedgerEntry
 from inference.build_requests import do_request_build
 from lineage.actions import do_deploy
 from lineage.models import Build, Deployment, ModelSource, Prediction
@@ -104,8 +104,8 @@ def test_it_enforces_roles_on_the_api(role, read, write, request):
 def test_it_refuses_anonymous_api_calls_and_accepts_tokens(bob):
     anonymous = Client()
     assert anonymous.get("/api/v1/models/").status_code in (401, 403)
-    token = Token.objects.create(user=bob)
-    r = Client().get("/api/v1/models/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, token = tokens.issue(bob)
+    r = Client().get("/api/v1/models/", HTTP_AUTHORIZATION=f"Token {token}")
     assert r.status_code == 200
     r = Client().get("/api/v1/models/", HTTP_AUTHORIZATION="Token not-a-real-token")
     assert r.status_code == 401
@@ -135,5 +135,8 @@ def test_it_shows_the_trace_page_only_after_login(worker, alice, dave, credit_on
     assert r.status_code == 200
     body = r.content.decode()
     assert "Every link verified" in body and build.engine.sha256 in body and "bob" in body
-    assert LedgerEntry.objects.filter(kind="trace.viewed", subject=f"prediction:{meta['inference_id']}").exists()
+    # the view is in the access log; a GET writes nothing to the ledger
+    assert not LedgerEntry.objects.filter(kind="trace.viewed").exists()
+    assert AccessRecord.objects.filter(action="trace.viewed", target=f"prediction:{meta['inference_id']}",
+                                       actor="alice").exists()
     assert Deployment.objects.count() == 1

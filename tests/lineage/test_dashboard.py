@@ -2,13 +2,12 @@
 keyset pagination, charts, the OpenAPI schema."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from compliance.models import LedgerEntry
+from compliance.models import AccessRecord, LedgerEntry
 from compliance.web import charts, graph
 from lineage.models import Build, Deployment, ModelSource
 from lineage.trace import trace
@@ -90,12 +89,13 @@ def test_it_records_who_viewed_a_trace_and_shows_case_and_proof_areas(client, al
     page = client.get(f"/trace/{iid}/").content.decode()
     assert "Every link verified" in page and 'id="inclusion-proof"' in page and "no signed checkpoint yet" in page
     assert 'id="case-form"' in page and f'href="/reports/prediction/{iid}/"' in page
-    viewed = LedgerEntry.objects.get(kind="trace.viewed")
-    assert json.loads(viewed.body)["actor"] == "alice" and viewed.subject == f"prediction:{iid}"
+    viewed = AccessRecord.objects.get(action="trace.viewed")  # the access log: a GET writes no evidence
+    assert viewed.actor == "alice" and viewed.target == f"prediction:{iid}"
     assert client.get("/trace/not-a-uuid/").status_code == 404
     api = client.get(f"/api/v1/trace/{iid}/").json()
     assert api["ok"] and api["inclusion"]["state"] == "pending"
-    assert LedgerEntry.objects.filter(kind="trace.viewed").count() == 2
+    assert AccessRecord.objects.filter(action="trace.viewed").count() == 2
+    assert not LedgerEntry.objects.filter(kind="trace.viewed").exists()
 
 
 def test_it_shows_form_errors_next_to_the_fields(client, bob, data):

@@ -491,7 +491,7 @@ def verify_bytes(data: bytes, pinned: list[PinnedKey] | None = None) -> Result:
         checks = verifier.run()
     except Malformed as exc:
         return Result([Check("bundle", False, f"malformed bundle: {exc}")], bool(pinned))
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError, RecursionError) as exc:  # RecursionError: nested text
         return Result([Check("bundle", False, f"malformed bundle: {type(exc).__name__}: {exc}")], bool(pinned))
     checks.insert(0, Check("bundle", True, f"{FORMAT}, {len(data)} bytes, canonical encoding"))
     return Result(checks, bool(pinned), bundle["scope"])

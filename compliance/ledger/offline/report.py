@@ -7,6 +7,7 @@ import json
 import sys
 
 from compliance.ledger.offline.checks import verify_bytes
+from compliance.ledger.offline.parse import MAX_BUNDLE_BYTES
 from compliance.ledger.offline.pinned import load_key_file
 from compliance.ledger.offline.results import Result
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pinned = [k for path in args.key for k in load_key_file(path)]
         with open(args.bundle, "rb") as f:
-            data = f.read()
+            data = f.read(MAX_BUNDLE_BYTES + 1)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

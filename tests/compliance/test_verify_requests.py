@@ -1,0 +1,70 @@
+"""A full ledger verification asked through the API or the dashboard runs in the
+background, one at a time, for auditors and admins only, and its status is polled;
+opening a trace writes to the access log, never to the ledger."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from compliance.models import AccessRecord, LedgerEntry, VerificationRequest
+from tests.dashboard_data import seed
+
+pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
+
+
+def test_an_auditor_queues_a_verification_and_polls_its_result(client, alice, credit_onnx, eager):
+    seed(credit_onnx, predictions=2)
+    client.force_login(alice)
+    r = client.post("/api/v1/ledger/verify/")
+    assert r.status_code == 202
+    status_url = r.json()["status_url"]
+    polled = client.get(status_url).json()
+    assert polled["status"] == "succeeded" and polled["ok"] is True and polled["requested_by"] == "alice"
+    entry = LedgerEntry.objects.get(index=polled["ledger_index"])
+    assert entry.kind == "ledger.verified"
+    assert client.get("/api/v1/ledger/verify/").json()["request"]["id"] == polled["id"]
+    assert VerificationRequest.objects.get().slot is None  # the slot is free again
+
+
+def test_only_one_verification_runs_at_a_time(client, charlie, alice):
+    running = VerificationRequest.objects.create(requested_by="alice", started_at=timezone.now())
+    client.force_login(charlie)
+    r = client.post("/api/v1/ledger/verify/")
+    assert r.status_code == 409
+    assert r.json()["error"] == f"verification {running.id} is already running; poll it instead of starting another"
+    assert r.json()["detail"]["request"]["id"] == running.id
+    page = client.post("/ledger/verify/", follow=True)
+    assert f"verification {running.id} is already running" in page.content.decode()
+    assert VerificationRequest.objects.count() == 1 and not LedgerEntry.objects.filter(kind="ledger.verified").exists()
+
+
+def test_a_request_lost_with_its_worker_is_given_up(client, charlie, eager, settings):
+    lost = VerificationRequest.objects.create(requested_by="alice")
+    VerificationRequest.objects.filter(pk=lost.pk).update(requested_at=timezone.now() - timedelta(hours=2))
+    client.force_login(charlie)
+    assert client.post("/api/v1/ledger/verify/").status_code == 202
+    lost.refresh_from_db()
+    assert lost.status() == "failed" and "given up" in lost.detail and lost.slot is None
+
+
+@pytest.mark.parametrize("who", ["bob", "dave"])
+def test_engineers_and_people_without_a_role_cannot_start_one(client, who, request):
+    client.force_login(request.getfixturevalue(who))
+    assert client.post("/api/v1/ledger/verify/").status_code == 403
+    assert client.post("/ledger/verify/").status_code == 403
+    assert VerificationRequest.objects.count() == 0
+
+
+def test_opening_a_trace_goes_to_the_access_log_not_the_ledger(client, alice, credit_onnx):
+    data = seed(credit_onnx, predictions=1)
+    iid = data.predictions[0].inference_id
+    client.force_login(alice)
+    size = LedgerEntry.objects.count()
+    assert client.get(f"/trace/{iid}/", HTTP_REFERER="https://mail.example/").status_code == 200
+    assert client.get(f"/api/v1/trace/{iid}/").status_code == 200
+    assert LedgerEntry.objects.count() == size
+    assert not LedgerEntry.objects.filter(kind="trace.viewed").exists()
+    views = AccessRecord.objects.filter(action="trace.viewed", target=f"prediction:{iid}")
+    assert [v.actor for v in views] == ["alice", "alice"]
