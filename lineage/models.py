@@ -200,10 +200,14 @@ class Engine(models.Model):
 
     def verify_manifest(self, actual_sha256: str) -> tuple[str, str]:
         """(verdict, detail) for this engine's signed manifest against the digest of the
-        engine bytes at hand (compliance.ledger.manifests: one rule for every caller)."""
+        engine bytes at hand (compliance.ledger.manifests: one rule for every caller).
+        It was signed when the ledger recorded its build's success (the row's own time
+        only where that entry is missing)."""
+        from compliance.ledger.keystate import entry_time
         from compliance.ledger.manifests import verify_manifest
 
-        return verify_manifest(self.manifest, actual_sha256, signed_at=self.created_at)
+        signed_at = entry_time("build.succeeded", f"build:{self.build_id}") or self.created_at
+        return verify_manifest(self.manifest, actual_sha256, signed_at=signed_at)
 
     def __str__(self) -> str:
         return f"engine {self.id} {self.sha256[:12]}"

@@ -175,11 +175,16 @@ class Evidence:
         }
 
     def key_files(self) -> dict[str, str]:
-        """The public keys of this bundle as files a verifier can pin with --key."""
-        files = {"ledger.vkey": "".join(v + "\n" for v in self.ledger_vkeys),
-                 "build.pub": "".join(k + "\n" for k in self.build_keys)}
+        """The public keys of this bundle as files a verifier can pin with --key, each
+        stating the one purpose it is trusted for (compliance.ledger.purposes)."""
+        def key_file(purpose: str, what: str, lines: list[str]) -> str:
+            return f"# TraceLedger {purpose} key: {what}, nothing else\npurpose: {purpose}\n" + "".join(
+                line + "\n" for line in lines)
+
+        files = {"ledger.vkey": key_file("ledger", "signs checkpoints under the log's origin", self.ledger_vkeys),
+                 "build.pub": key_file("build", "signs engine manifests", self.build_keys)}
         if self.witness_vkeys:
-            files["witness.vkey"] = "".join(v + "\n" for v in self.witness_vkeys)
+            files["witness.vkey"] = key_file("witness", "cosigns checkpoints", self.witness_vkeys)
         return files
 
     def bundle_bytes(self) -> bytes:

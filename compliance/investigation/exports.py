@@ -83,8 +83,21 @@ def load_npz(source) -> dict:
         raise ValueError(f"cannot read the disclosed input: {exc}") from None
 
 
-def write_atomically(path: str | os.PathLike, data: bytes) -> None:
-    """Write a file whole or not at all (temp file beside it, fsync, rename)."""
+def private_directory_problem(path: str | os.PathLike) -> str:
+    """Why the directory of `path` may not hold personal data (a disclosed input and its
+    salt): it must be the caller's own and closed to others (0700); "" when it is."""
+    directory = Path(path).resolve().parent
+    st = directory.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return (f"{directory} is open to other users (mode {st.st_mode & 0o777:o}); a bundle with a disclosed input "
+                f"goes into a directory only you can read: mkdir -m 700 DIR")
+    return ""
+
+
+def write_atomically(path: str | os.PathLike, data: bytes, mode: int = 0o600) -> None:
+    """Write a file whole or not at all (temp file beside it, fsync, rename), readable
+    by its owner only unless `mode` says otherwise: reports and bundles hold personal
+    data."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.")
@@ -93,7 +106,7 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -138,6 +138,9 @@ STATIC_ROOT = TRACELEDGER_HOME / "staticfiles"
 
 # Uploads larger than this go to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+# uploads (a disclosed input) hold personal data: owner-only, like exports
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 DATA_UPLOAD_MAX_MEMORY_SIZE = 32 * 1024 * 1024
 
 REST_FRAMEWORK = {

@@ -43,8 +43,9 @@ pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 # The offline verifier and everything it imports: copied alone into a virtualenv that has
 # only cryptography, so an import of anything else fails the test.
 VERIFIER_FILES = ("__init__.py", "verify_bundle.py", "ledger/__init__.py", "ledger/merkle.py", "ledger/notes.py",
-                  "ledger/dsse.py", *(f"ledger/offline/{name}.py" for name in (
-                      "__init__", "__main__", "checks", "commitments", "parse", "pinned", "report", "results")))
+                  "ledger/dsse.py", "ledger/purposes.py", *(f"ledger/offline/{name}.py" for name in (
+                      "__init__", "__main__", "checks", "commitments", "disclosure", "parse", "pinned", "report",
+                      "results")))
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,11 @@ def export(tmp_path, *args) -> dict:
 def run_verifier(*args, python=sys.executable, cwd=ROOT, env=None):
     return subprocess.run([python, "-m", "compliance.verify_bundle", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=60)
+
+
+def key_lines(path: Path) -> list[str]:
+    """The keys of a key file, without its comment and purpose lines."""
+    return [line for line in path.read_text().splitlines() if line and not line.startswith(("#", "purpose:"))]
 
 
 def pins(keys_dir: Path):
@@ -204,13 +210,13 @@ def test_it_rejects_a_bundle_re_signed_with_a_key_that_is_not_pinned(demo, tmp_p
     cli = run_verifier(tmp_path / "forged.json", "--key", tmp_path / "ledger.vkey", "--key", tmp_path / "build.pub")
     assert cli.returncode == 1 and "FAILED" in cli.stdout
     # pinning accepts a PEM public key or a raw base64 key as well as a vkey
-    ledger_raw = notes.parse_vkey((tmp_path / "ledger.vkey").read_text().strip()).public_key
+    ledger_raw = notes.parse_vkey(key_lines(tmp_path / "ledger.vkey")[0]).public_key
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     pem = Ed25519PublicKey.from_public_bytes(ledger_raw).public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     (tmp_path / "ledger.pem").write_bytes(pem)
-    ok = run_verifier(tmp_path / "b.json", "--key", tmp_path / "ledger.pem", "--key", tmp_path / "build.pub")
+    ok = run_verifier(tmp_path / "b.json", "--key", f"ledger={tmp_path / 'ledger.pem'}", "--key", tmp_path / "build.pub")
     assert ok.returncode == 0, ok.stdout
     bad_key = run_verifier(tmp_path / "b.json", "--key", tmp_path / "b.json")
     assert bad_key.returncode == 2 and "not a vkey" in bad_key.stderr
@@ -232,7 +238,7 @@ def test_it_carries_and_checks_witness_cosignatures(demo, tmp_path):
     bundle = json.loads(raw)
     assert "witness.example/w1" in bundle["checkpoint"]["note"]
     assert "stranger.example" not in bundle["checkpoint"]["note"]  # no key for it: nothing could check it
-    assert bundle["keys"]["witness"] == [(tmp_path / "witness.vkey").read_text().strip()]
+    assert bundle["keys"]["witness"] == key_lines(tmp_path / "witness.vkey")
     cosigned = {c.name: c for c in verify_bytes(raw).checks}["checkpoint"]
     assert cosigned.ok and "cosigned by witness.example/w1 at 2026-09-21" in cosigned.detail
     assert "(key from the bundle)" in cosigned.detail
