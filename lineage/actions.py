@@ -149,12 +149,15 @@ def do_erase_input_salt(inference_id, *, acting_user: str, reference: str = "") 
     if len(reference) > 100:
         raise ActionError("reference must be at most 100 characters (a ticket id, not personal data)")
     with transaction.atomic():
-        if not Prediction.objects.filter(inference_id=inference_id).exists():
+        prediction = Prediction.objects.filter(inference_id=inference_id).first()
+        if prediction is None:
             raise ActionError(f"no prediction with inference id {inference_id}")
         deleted, _ = PredictionSalt.objects.filter(inference_id=inference_id).delete()
         if not deleted:
             return False
-        ledger.append("prediction.salt_erased", {"inference_id": str(inference_id), "reference": reference},
+        ledger.append("prediction.salt_erased",
+                      {"inference_id": str(inference_id), "reference": reference,
+                       "outputs_still_linkable": prediction.outputs_linkable_without_salt},
                       subject=f"prediction:{inference_id}", actor=acting_user)
     return True
 

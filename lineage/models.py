@@ -330,8 +330,8 @@ class PredictionBatch(AppendOnlyModel):
 
 
 class Prediction(models.Model):
-    """One prediction's provenance. `input_digest` is a salted commitment; the salt is
-    kept in PredictionSalt, outside the ledger, so it can be erased.  Its ledger entry
+    """One prediction's provenance. `input_digest` and `output_digest` are salted
+    commitments; the salt is kept in PredictionSalt, outside the ledger, so it can be erased.  Its ledger entry
     is `ledger_index` (from its batch; select_related("batch") when listing)."""
 
     inference_id = models.UUIDField(primary_key=True)
@@ -343,7 +343,9 @@ class Prediction(models.Model):
     # index (db_index on a CharField would add a LIKE index nobody queries).
     timestamp = models.DateTimeField()
     input_digest = models.CharField(max_length=64)
-    output_digest = models.CharField(max_length=64)
+    # "v2:" + 64 hex: salted with the prediction's salt (inference.digests); 64 bare hex
+    # digits in entries written before, which stay linkable through their outputs
+    output_digest = models.CharField(max_length=67)
     latency_us = models.IntegerField(null=True)
     # No index: a prediction's entry is found from the row (the batch's primary key),
     # and an entry names its prediction by inference id.  No database constraint: the
@@ -383,6 +385,13 @@ class Prediction(models.Model):
             return None
         return Prediction.objects.filter(inference_id=inference_id).values_list(
             models.F("batch__first_index") + models.F("batch_pos"), flat=True).first()
+
+    @property
+    def outputs_linkable_without_salt(self) -> bool:
+        """Whether this prediction's output digest is a legacy plain hash (written before
+        output commitments were salted): erasing its salt does not unlink its outputs,
+        which anyone with the engine can test guessed inputs against."""
+        return not self.output_digest.startswith("v2:")
 
     def to_dict(self) -> dict:
         return self.ledger_payload() | {"latency_us": self.latency_us, "ledger_index": self.ledger_index}

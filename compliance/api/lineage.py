@@ -398,4 +398,6 @@ class EraseSalt(APIView):
             erased = actions.do_erase_input_salt(iid, acting_user=actor_name(request.user), reference=reference)
         except actions.ActionError as exc:
             raise ApiError(str(exc), 404 if "no prediction" in str(exc) else 400) from None
-        return Response({"inference_id": str(iid), "erased": erased, "already_erased": not erased})
+        linkable = Prediction.objects.get(inference_id=iid).outputs_linkable_without_salt
+        return Response({"inference_id": str(iid), "erased": erased, "already_erased": not erased,
+                         "outputs_still_linkable": linkable})
