@@ -385,3 +385,25 @@ class NotificationDelivery(models.Model):
         ordering = ["-id"]
         constraints = [models.UniqueConstraint(fields=["alert", "rule", "channel", "target"],
                                                name="one_delivery_per_alert_rule_target")]
+
+
+class DisclosureAttempt(models.Model):
+    """One attempt to match a disclosed input against a prediction's commitment, right
+    or wrong, recorded (with its `disclosure.attempted` ledger entry) before the answer
+    is given.  Counted for the rate limits."""
+
+    MATCHED, NO_MATCH, SALT_ERASED, RATE_LIMITED = "matched", "no_match", "salt_erased", "rate_limited"
+    OUTCOMES = [(MATCHED, MATCHED), (NO_MATCH, NO_MATCH), (SALT_ERASED, SALT_ERASED), (RATE_LIMITED, RATE_LIMITED)]
+
+    user = models.CharField(max_length=150)
+    inference_id = models.UUIDField()
+    outcome = models.CharField(max_length=16, choices=OUTCOMES)
+    created_at = models.DateTimeField()
+    ledger_index = models.BigIntegerField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "created_at"], name="disclosure_user_time"),
+                   models.Index(fields=["inference_id", "created_at"], name="disclosure_prediction_time")]
+
+    def __str__(self) -> str:
+        return f"disclosure attempt by {self.user} on {self.inference_id}: {self.outcome}"

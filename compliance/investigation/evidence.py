@@ -27,7 +27,7 @@ from django.utils import timezone
 from compliance.ledger import checkpoints, merkle, notes, tree
 from compliance.ledger.offline.parse import FORMAT, encode_bundle
 from compliance.models import Alert, Case, Checkpoint, LedgerEntry, SigningKey
-from lineage.models import Deployment, Prediction, PredictionSalt
+from lineage.models import Deployment, Prediction
 
 MAX_ALERTS = 200
 ALERT_WINDOW = timedelta(days=7)
@@ -331,18 +331,12 @@ def inclusion_proofs(indices: list[int], size: int) -> dict[int, list[bytes]]:
     return {i: (merkle.inclusion_proof(i, size, nodes) if size > 1 else []) for i in set(indices)}
 
 
-def disclosed_input(prediction: Prediction, arrays: dict) -> dict:
-    """The data subject's input and its salt, after checking they open the commitment."""
+def disclosed_input(prediction: Prediction, arrays: dict, salt_hex: str) -> dict:
+    """The bundle's form of a data subject's input and its salt, once
+    compliance.investigation.disclosure has found that they open the commitment (only
+    that guarded path calls this)."""
     import numpy as np
 
-    from inference import digests
-
-    salt_row = PredictionSalt.objects.filter(inference_id=prediction.inference_id).first()
-    if salt_row is None:
-        raise ExportError("the salt of this prediction was erased: the input can no longer be linked to it")
-    salt = bytes.fromhex(salt_row.salt)
-    if not arrays or not digests.verify_commitment(prediction.input_digest, salt, arrays):
-        raise ExportError("the disclosed input does not match the prediction's input commitment")
     tensors = []
     for name in sorted(arrays):
         array = np.asarray(arrays[name])
@@ -351,4 +345,4 @@ def disclosed_input(prediction: Prediction, arrays: dict) -> dict:
         array = array if array.flags.c_contiguous else array.copy(order="C")  # as inference.digests encodes it (shape kept, 0-d too)
         tensors.append({"name": name, "dtype": array.dtype.str.replace("|", "<"), "shape": list(array.shape),
                         "data": base64.b64encode(array.tobytes(order="C")).decode()})
-    return {"inference_id": str(prediction.inference_id), "salt": salt_row.salt, "tensors": tensors}
+    return {"inference_id": str(prediction.inference_id), "salt": salt_hex, "tensors": tensors}

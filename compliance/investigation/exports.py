@@ -15,9 +15,11 @@ from pathlib import Path
 
 from django.db import transaction
 
-from compliance.investigation.evidence import Evidence, Scope, collect, disclosed_input
+from compliance.investigation.disclosure import do_attempt_disclosure
+from compliance.investigation.evidence import Evidence, Scope, collect
 from compliance.investigation.reports import build_context, render_pdf
 from compliance.ledger import ledger
+from lineage.models import Prediction
 
 
 @dataclass
@@ -32,16 +34,24 @@ class Export:
 
 
 def do_export_report(scope: Scope, *, acting_user: str, pdf: bool = True, bundle: bool = True,
-                     disclose: dict | None = None, bundle_name: str = "", max_predictions: int = 1000) -> Export:
+                     disclose: dict | None = None, discloser=None, bundle_name: str = "",
+                     max_predictions: int = 1000) -> Export:
     """Produce the requested files for `scope` and record the export in the ledger.
-    `disclose` is the data subject's input (name → array), checked against the commitment."""
+    `disclose` is the data subject's input (name → array): `discloser` (a user holding
+    the discloser role) attempts to open the commitment with it, a recorded and
+    rate-limited act (compliance.investigation.disclosure)."""
     if not pdf and not bundle:
         raise ValueError("nothing to export: ask for a PDF, a bundle or both")
     if disclose is not None and scope.kind == "service":
         raise ValueError("an input can only be disclosed for one prediction or case")
-    evidence = collect(scope, max_predictions=max_predictions)
+    if disclose is not None and not bundle:
+        raise ValueError("a disclosed input goes into the evidence bundle: ask for the bundle")
+    disclosed = None
     if disclose is not None:
-        evidence.disclosed = disclosed_input(evidence.predictions[0], disclose)
+        prediction = Prediction.objects.get(inference_id=scope.inference_id)
+        disclosed = do_attempt_disclosure(prediction, disclose, user=discloser)
+    evidence = collect(scope, max_predictions=max_predictions)
+    evidence.disclosed = disclosed
     export = Export(evidence)
     bundle_bytes = evidence.bundle_bytes()
     if bundle:

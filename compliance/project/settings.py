@@ -51,6 +51,10 @@ TRACELEDGER_PROVENANCE_SHIPPER = os.environ.get("TRACELEDGER_PROVENANCE_SHIPPER"
 TRACELEDGER_INGEST_MAX_BATCH = envint("TRACELEDGER_INGEST_MAX_BATCH", "5000")
 # Generate missing signing keys on first use (embedded default). Production mounts them.
 TRACELEDGER_GENERATE_KEYS = envbool("TRACELEDGER_GENERATE_KEYS", "True")
+# Matching a disclosed input against a commitment is a recorded act, and rate-limited so
+# that it cannot serve as an oracle for guessing an input (compliance.investigation.disclosure).
+TRACELEDGER_DISCLOSURES_PER_USER_PER_HOUR = envint("TRACELEDGER_DISCLOSURES_PER_USER_PER_HOUR", "10")
+TRACELEDGER_DISCLOSURES_PER_PREDICTION_PER_DAY = envint("TRACELEDGER_DISCLOSURES_PER_PREDICTION_PER_DAY", "5")
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-do-not-use-in-production")
 DEBUG = envbool("DEBUG", "True")

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import shutil
+import stat
 import subprocess
 import sys
 from datetime import timedelta
@@ -323,11 +324,16 @@ def _credit_prediction(x) -> str:
 
 
 def test_it_discloses_an_input_that_opens_the_commitment(demo, tmp_path):
+    from tests.conftest import make_user
+
+    make_user("dora", "discloser")
     x, _ = samples.credit_training_data(n=3, seed=5)
     iid = _credit_prediction(x[:1])
     np.savez(tmp_path / "mine.npz", X=x[:1])
-    data = export(tmp_path, iid, "--bundle", tmp_path / "b.json", "--disclose-input", tmp_path / "mine.npz")
+    data = export(tmp_path, iid, "--bundle", tmp_path / "b.json", "--disclose-input", tmp_path / "mine.npz",
+                  "--user", "dora")
     assert data["disclosed_input"] is True
+    assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o600
     bundle = json.loads((tmp_path / "b.json").read_bytes())
     assert bundle["disclosed_input"]["tensors"][0] | {"data": ""} == {"name": "X", "dtype": "<f4", "shape": [1, 6],
                                                                      "data": ""}
@@ -338,14 +344,24 @@ def test_it_discloses_an_input_that_opens_the_commitment(demo, tmp_path):
     failed = [c for c in verify_bytes(encode_bundle(bundle)).checks if not c.ok]
     assert failed and failed[0].name == "input" and "do not match" in failed[0].detail
 
-    before = LedgerEntry.objects.count()
+    exports_before = LedgerEntry.objects.filter(kind="report.exported").count()
     np.savez(tmp_path / "other.npz", X=x[1:2])
     with pytest.raises(CommandError, match="does not match the prediction's input commitment"):
-        export(tmp_path, iid, "--bundle", tmp_path / "c.json", "--disclose-input", tmp_path / "other.npz")
+        export(tmp_path, iid, "--bundle", tmp_path / "c.json", "--disclose-input", tmp_path / "other.npz",
+               "--user", "dora")
     PredictionSalt.objects.filter(inference_id=iid).delete()
     with pytest.raises(CommandError, match="salt of this prediction was erased"):
+        export(tmp_path, iid, "--bundle", tmp_path / "c.json", "--disclose-input", tmp_path / "mine.npz",
+               "--user", "dora")
+    with pytest.raises(CommandError, match="needs --user USERNAME"):
         export(tmp_path, iid, "--bundle", tmp_path / "c.json", "--disclose-input", tmp_path / "mine.npz")
-    assert LedgerEntry.objects.count() == before and not (tmp_path / "c.json").exists()
+    assert LedgerEntry.objects.filter(kind="report.exported").count() == exports_before
+    assert not (tmp_path / "c.json").exists()
+    # every attempt is in the ledger, the failed ones too
+    attempts = [ledger.payload_of(e) for e in LedgerEntry.objects.filter(kind="disclosure.attempted",
+                                                                        subject=f"prediction:{iid}")]
+    assert [a["outcome"] for a in attempts] == ["matched", "no_match", "salt_erased"]
+    assert {a["user"] for a in attempts} == {"dora"}
 
 
 def test_it_exports_a_service_over_a_time_window(demo, tmp_path):
@@ -431,6 +447,9 @@ def test_it_refuses_bad_export_requests_and_records_nothing(demo, tmp_path):
 
 
 def test_it_exports_from_the_dashboard(demo, client, alice, tmp_path):
+    from django.contrib.auth.models import Group
+
+    alice.groups.add(Group.objects.get(name="discloser"))
     iid = demo["disputed_inference_id"]
     client.force_login(alice)
     trace = client.get(f"/trace/{iid}/")

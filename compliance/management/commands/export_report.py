@@ -24,6 +24,9 @@ class Command(ContractCommand):
         parser.add_argument("--disclose-input", metavar="NPZ",
                             help="the data subject's input (.npz); put it and its salt in the bundle "
                                  "after checking it against the prediction's commitment")
+        parser.add_argument("--user", metavar="USERNAME",
+                            help="with --disclose-input: the user, holding the discloser role, who attempts the "
+                                 "disclosure (recorded in the ledger, rate-limited)")
         parser.add_argument("--keys", metavar="DIR",
                             help="also write the public keys to pin (ledger.vkey, build.pub, witness.vkey) into DIR")
         parser.add_argument("--max-predictions", type=int, default=1000,
@@ -57,9 +60,16 @@ class Command(ContractCommand):
         if o["disclose_input"] and private_directory_problem(o["bundle"]):
             raise ValueError(f"--bundle: {private_directory_problem(o['bundle'])}")
         disclose = load_npz(o["disclose_input"]) if o["disclose_input"] else None
+        discloser = None
+        if disclose is not None:
+            from django.contrib.auth import get_user_model
+
+            discloser = get_user_model().objects.filter(username=o["user"] or "").first()
+            if discloser is None:
+                raise ValueError("--disclose-input needs --user USERNAME, a user holding the discloser role")
 
         export = do_export_report(scope, acting_user=getpass.getuser(), pdf=bool(o["pdf"]),
-                                  bundle=bool(o["bundle"]), disclose=disclose,
+                                  bundle=bool(o["bundle"]), disclose=disclose, discloser=discloser,
                                   bundle_name=Path(o["bundle"]).name if o["bundle"] else "",
                                   max_predictions=o["max_predictions"])
         written = {}
