@@ -7,6 +7,7 @@ import json
 import sys
 
 from compliance.ledger.offline.checks import verify_bytes
+from compliance.ledger.offline.parse import MAX_BUNDLE_BYTES
 from compliance.ledger.offline.pinned import load_key_file, parse_key_argument
 from compliance.ledger.offline.results import Result
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pinned = [k for arg in args.key for k in load_key_file(*reversed(parse_key_argument(arg)))]
         with open(args.bundle, "rb") as f:
-            data = f.read()
+            data = f.read(MAX_BUNDLE_BYTES + 1)  # a larger file is refused by parse_bundle, unread
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
