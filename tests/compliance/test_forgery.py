@@ -174,3 +174,28 @@ def test_a_cosignature_dated_2_to_the_62_is_refused_without_a_traceback(exported
 
     b["checkpoint"]["note"] = notes.add_cosignature(bundle["checkpoint"]["note"], name, witness, int(time.time()) + 60)
     assert verify_bytes(encode_bundle(b), pins(keys_dir)).ok
+
+
+def test_the_witness_cosigns_only_a_checkpoint_signed_under_its_origin(settings, tmp_path):
+    """A witness told to trust some other vkey (`witness --trust-vkey`) still cosigns only
+    a checkpoint whose signature line is named after the log's origin."""
+    from compliance.ledger import ledger
+    from compliance.ledger.witness import WitnessRefused
+    from compliance.models import Checkpoint
+
+    settings.TRACELEDGER_CHECKPOINT_DIR = tmp_path / "checkpoints"
+    witness = Witness(directory=tmp_path / "witness")
+    ledger.append("trace.viewed", {"n": 1})
+    honest = checkpoints.make_checkpoint()
+    witness.cosign(honest)
+    build = keys.get_signer("build")
+    witness.trust(notes.format_vkey("builder.example/ci", build.public_raw))
+    ledger.append("trace.viewed", {"n": 2})
+    size = ledger.size()
+    from compliance.ledger import tree
+
+    body = notes.format_checkpoint(checkpoints.origin(), size, tree.root(size))
+    forged = Checkpoint.objects.create(size=size, root_hash=tree.root(size).hex(), key_id=build.key_id,
+                                       note=notes.sign_note(body, "builder.example/ci", build.private_key))
+    with pytest.raises(WitnessRefused, match="must be signed under its origin's name"):
+        witness.cosign(forged)
