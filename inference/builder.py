@@ -5,10 +5,12 @@ while queued).  Each stage change is a conditional update from the stage before,
 build that the reaper failed (or a cancel) is never overwritten by a worker that wakes
 up late; the worker then drops what it made.
 
-building   the backend builds from the registered ONNX with the build's profiles,
-           precision and calibration set; its log is captured.  Meanwhile a second
-           thread re-hashes the model and calibration set (the build fails if either
-           changed since registration) and runs the parity reference.
+building   the registered ONNX model and calibration set are copied into the build's
+           private scratch directory, hashed while they are copied (the build fails if
+           either changed since registration); the backend builds from those copies,
+           the bytes that were hashed, as the loader does, so a writer to the store
+           cannot swap a file between the hash and the build.  Meanwhile a second
+           thread runs the parity reference on the same copies.
 verifying  the engine and its byproducts (inspector JSON, timing cache) are spooled
            into the store's tmp/ with their digests computed while writing; the engine
            is deserialized and the parity check runs golden inputs through it and
@@ -138,34 +140,48 @@ def _build(build: Build, host: str, scratch: str, capture: "LogCapture") -> Buil
         )
     store = default_store()
     model = build.model
-    onnx_path = str(store.path_for(model.sha256))
-    calibration_path = str(store.path_for(build.calibration.sha256)) if build.calibration is not None else None
+    onnx_path, problem = _hashed_copy(store, model.sha256, scratch, "model.onnx")
+    if problem:
+        raise BuildError(f"the registered ONNX model {model.sha256[:16]}… is not intact: {problem}")
+    calibration_path = None
+    if build.calibration is not None:
+        calibration_path, problem = _hashed_copy(store, build.calibration.sha256, scratch, "calibration.npz")
+        if problem:
+            raise BuildError(f"calibration set {build.calibration.sha256[:16]}… is not intact: {problem}")
     cache_path = timing_cache_path(backend.name, backend.version(), device) if backend.name == "tensorrt" else None
     spec = BuildSpec(precision=build.precision, profiles=profiles_from_json(build.profiles),
                      options={k: v for k, v in build.options.items() if k != "calibration_sha256"},
                      calibration_path=calibration_path, timing_cache_path=cache_path, work_dir=scratch)
     tolerance = settings.TRACELEDGER_PARITY_TOLERANCE[build.precision]
-    # Neither re-hashing the registered inputs nor the parity reference (the ONNX model in
-    # FP32) depends on the engine: a second thread does both while the backend builds.
-    # The engine is verified, stored and signed only after both are in.
+    # The parity reference (the ONNX model in FP32) does not depend on the engine: a
+    # second thread runs it while the backend builds.  The inputs were checked above.
+    intact: Future = Future()
+    intact.set_result(None)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"build-{build.id}-inputs") as pool:
-        intact = pool.submit(_inputs_problem, store, model, build.calibration)
         reference = pool.submit(_parity_reference, model, build.profiles, onnx_path, calibration_path)
         return _build_and_sign(build, host, scratch, capture, backend, device, store, onnx_path, spec,
                                tolerance, intact, reference)
 
 
-def _inputs_problem(store, model, calibration) -> str | None:
-    """Why the registered model or calibration set in the store is not what was
-    registered (both are re-hashed on every build), or None."""
-    problem = store.verify(model.sha256)
-    if problem:
-        return f"the registered ONNX model {model.sha256[:16]}… is not intact: {problem}"
-    if calibration is not None:
-        problem = store.verify(calibration.sha256)
-        if problem:
-            return f"calibration set {calibration.sha256[:16]}… is not intact: {problem}"
-    return None
+def _hashed_copy(store, sha256: str, scratch: str, name: str) -> tuple[str, str | None]:
+    """Copy a stored input into the build's private scratch directory, hashing the bytes
+    as they are copied: (the copy's path, None) when they are the registered ones, else
+    (path, why not).  The build reads only the copy, the bytes that were hashed."""
+    source = store.path_for(sha256)
+    target = os.path.join(scratch, name)
+    digest = hashlib.sha256()
+    try:
+        with open(source, "rb") as src, open(target, "xb") as dst:
+            while chunk := src.read(1 << 20):
+                digest.update(chunk)
+                dst.write(chunk)
+    except FileNotFoundError:
+        return target, "file is missing from the store"
+    os.chmod(target, 0o400)
+    actual = digest.hexdigest()
+    if actual != sha256:
+        return target, f"stored file hashes to {actual[:16]}…, expected {sha256[:16]}…"
+    return target, None
 
 
 def _parity_reference(model, profiles: dict, onnx_path: str,

@@ -3,14 +3,19 @@
 encoding(tensors) = for each name in sorted order:
     u32 len(name) ‖ name (UTF-8) ‖ u32 len(dtype) ‖ dtype ("<f4", "<i8", …)
     ‖ u32 ndim ‖ u64 dim … ‖ u64 nbytes ‖ bytes (C order, little-endian)
-output_digest = SHA-256(encoding(outputs))
 input_digest  = SHA-256(salt(32 bytes) ‖ encoding(inputs))      — a commitment
+output_digest = "v2:" ‖ hex(HMAC-SHA256(K_out, encoding(outputs)))  — a salted commitment,
+                K_out = HKDF-Expand(salt, "traceledger/output-commitment/v2") (compliance.lib.salts)
+  legacy (v1, entries written before output commitments were salted): bare hex of
+                SHA-256(encoding(outputs)), which anyone with the engine can test guesses against
 
 A plain hash of a small input can be reversed by hashing guesses (a credit applicant's
 age and income have few values); with a random per-prediction salt kept outside the
 ledger it cannot, and erasing the salt unlinks the input for good.  To verify a
 disclosed input: recompute SHA-256(salt ‖ encoding(input)) and compare it with the
-prediction's input_digest in the ledger.
+prediction's input_digest in the ledger.  The output digest is salted too, because the
+engine is kept for replay: unsalted, it let anyone with the entry and the engine run
+guessed inputs until one gave the recorded outputs, erased salt or not.
 """
 from __future__ import annotations
 
@@ -21,7 +26,10 @@ import struct
 
 import numpy as np
 
-SALT_BYTES = 32
+from compliance.lib import salts
+
+SALT_BYTES = salts.SALT_BYTES
+OUTPUT_V2 = "v2:"
 
 
 def _le(array: np.ndarray) -> np.ndarray:
@@ -88,3 +96,24 @@ def input_commitment(salt: bytes, tensors: dict[str, np.ndarray]) -> str:
 
 def verify_commitment(digest: str, salt: bytes, tensors: dict[str, np.ndarray]) -> bool:
     return hmac.compare_digest(digest, input_commitment(salt, tensors))
+
+
+def output_commitment(salt: bytes, outputs: dict[str, np.ndarray]) -> str:
+    """The salted output commitment ("v2:" + 64 hex digits)."""
+    mac = salts.output_mac(salt)
+    update_with_tensors(mac, outputs)
+    return OUTPUT_V2 + mac.hexdigest()
+
+
+def output_is_salted(digest: str) -> bool:
+    """Whether an output digest is a salted commitment (v2), not a legacy plain hash."""
+    return digest.startswith(OUTPUT_V2)
+
+
+def verify_outputs(digest: str, salt: bytes | None, outputs: dict[str, np.ndarray]) -> bool:
+    """Whether `outputs` are the ones `digest` commits to: a v2 commitment needs the salt
+    (after its erasure nothing can be checked against it, by design); a legacy digest
+    is a plain hash of the outputs."""
+    if output_is_salted(digest):
+        return salt is not None and hmac.compare_digest(digest, output_commitment(salt, outputs))
+    return hmac.compare_digest(digest, tensors_digest(outputs))

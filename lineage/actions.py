@@ -169,14 +169,17 @@ def do_erase_input_salt(inference_id, *, acting_user: str, reference: str = "") 
         raise ActionError("reference must be at most 100 characters (a ticket id, not personal data)")
     with transaction.atomic():
         # The prediction row is the lock a hold placement takes too (cases._place_hold).
-        if Prediction.objects.select_for_update().filter(inference_id=inference_id).first() is None:
+        prediction = Prediction.objects.select_for_update().filter(inference_id=inference_id).first()
+        if prediction is None:
             raise ActionError(f"no prediction with inference id {inference_id}")
         holding = sorted(Case.holding(inference_id).values_list("id", flat=True))
         if not holding:
             deleted, _ = PredictionSalt.objects.filter(inference_id=inference_id).delete()
             if not deleted:
                 return False
-            ledger.append("prediction.salt_erased", {"inference_id": str(inference_id), "reference": reference},
+            ledger.append("prediction.salt_erased",
+                          {"inference_id": str(inference_id), "reference": reference,
+                           "outputs_still_linkable": prediction.outputs_linkable_without_salt},
                           subject=f"prediction:{inference_id}", actor=acting_user)
             return True
     with transaction.atomic():

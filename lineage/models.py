@@ -200,10 +200,14 @@ class Engine(models.Model):
 
     def verify_manifest(self, actual_sha256: str) -> tuple[str, str]:
         """(verdict, detail) for this engine's signed manifest against the digest of the
-        engine bytes at hand (compliance.ledger.manifests: one rule for every caller)."""
+        engine bytes at hand (compliance.ledger.manifests: one rule for every caller).
+        It was signed when the ledger recorded its build's success (the row's own time
+        only where that entry is missing)."""
+        from compliance.ledger.keystate import entry_time
         from compliance.ledger.manifests import verify_manifest
 
-        return verify_manifest(self.manifest, actual_sha256, signed_at=self.created_at)
+        signed_at = entry_time("build.succeeded", f"build:{self.build_id}") or self.created_at
+        return verify_manifest(self.manifest, actual_sha256, signed_at=signed_at)
 
     def __str__(self) -> str:
         return f"engine {self.id} {self.sha256[:12]}"
@@ -326,8 +330,8 @@ class PredictionBatch(AppendOnlyModel):
 
 
 class Prediction(models.Model):
-    """One prediction's provenance. `input_digest` is a salted commitment; the salt is
-    kept in PredictionSalt, outside the ledger, so it can be erased.  Its ledger entry
+    """One prediction's provenance. `input_digest` and `output_digest` are salted
+    commitments; the salt is kept in PredictionSalt, outside the ledger, so it can be erased.  Its ledger entry
     is `ledger_index` (from its batch; select_related("batch") when listing)."""
 
     inference_id = models.UUIDField(primary_key=True)
@@ -339,7 +343,9 @@ class Prediction(models.Model):
     # index (db_index on a CharField would add a LIKE index nobody queries).
     timestamp = models.DateTimeField()
     input_digest = models.CharField(max_length=64)
-    output_digest = models.CharField(max_length=64)
+    # "v2:" + 64 hex: salted with the prediction's salt (inference.digests); 64 bare hex
+    # digits in entries written before, which stay linkable through their outputs
+    output_digest = models.CharField(max_length=67)
     latency_us = models.IntegerField(null=True)
     # No index: a prediction's entry is found from the row (the batch's primary key),
     # and an entry names its prediction by inference id.  No database constraint: the
@@ -379,6 +385,13 @@ class Prediction(models.Model):
             return None
         return Prediction.objects.filter(inference_id=inference_id).values_list(
             models.F("batch__first_index") + models.F("batch_pos"), flat=True).first()
+
+    @property
+    def outputs_linkable_without_salt(self) -> bool:
+        """Whether this prediction's output digest is a legacy plain hash (written before
+        output commitments were salted): erasing its salt does not unlink its outputs,
+        which anyone with the engine can test guessed inputs against."""
+        return not self.output_digest.startswith("v2:")
 
     def to_dict(self) -> dict:
         return self.ledger_payload() | {"latency_us": self.latency_us, "ledger_index": self.ledger_index}

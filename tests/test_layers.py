@@ -61,7 +61,7 @@ ALLOWED = {
 }
 
 # The offline verifier runs where only the standard library and cryptography exist.
-OFFLINE = ("compliance.verify_bundle", "compliance.ledger.offline", "compliance.ledger.merkle",
+OFFLINE = ("compliance.verify_bundle", "compliance.ledger.offline", "compliance.ledger.merkle", "compliance.ledger.purposes",
            "compliance.ledger.notes", "compliance.ledger.dsse")
 OFFLINE_THIRD_PARTY = ("cryptography",)
 MAX_LINES = 500

@@ -376,4 +376,6 @@ class EraseSalt(APIView):
             raise ApiError(str(exc), status.HTTP_409_CONFLICT) from None
         except actions.ActionError as exc:
             raise ApiError(str(exc), 404 if "no prediction" in str(exc) else 400) from None
-        return Response({"inference_id": str(iid), "erased": erased, "already_erased": not erased})
+        linkable = Prediction.objects.get(inference_id=iid).outputs_linkable_without_salt
+        return Response({"inference_id": str(iid), "erased": erased, "already_erased": not erased,
+                         "outputs_still_linkable": linkable})

@@ -154,7 +154,7 @@ def fake_records(deployment, n: int, *, salted: bool = True) -> list[ProvenanceR
         chunk = blob[i * 96:(i + 1) * 96]
         ts = base_us + i
         out.append(ProvenanceRecord(uuid7_text(ts // 1000, os.urandom(10)), deployment.id, deployment.engine_sha256,
-                                    None, chunk[:32].hex(), chunk[32:64].hex(), 40,
+                                    None, chunk[:32].hex(), "v2:" + chunk[32:64].hex(), 40,
                                     chunk[64:].hex() if salted else "", ts_us=ts))
     return out
 

@@ -27,7 +27,7 @@ from django.utils import timezone
 from compliance.ledger import checkpoints, merkle, notes, tree
 from compliance.ledger.offline.parse import FORMAT, encode_bundle
 from compliance.models import Alert, Case, Checkpoint, LedgerEntry, SigningKey
-from lineage.models import Deployment, Prediction, PredictionSalt
+from lineage.models import Deployment, Prediction
 
 MAX_ALERTS = 200
 ALERT_WINDOW = timedelta(days=7)
@@ -175,11 +175,16 @@ class Evidence:
         }
 
     def key_files(self) -> dict[str, str]:
-        """The public keys of this bundle as files a verifier can pin with --key."""
-        files = {"ledger.vkey": "".join(v + "\n" for v in self.ledger_vkeys),
-                 "build.pub": "".join(k + "\n" for k in self.build_keys)}
+        """The public keys of this bundle as files a verifier can pin with --key, each
+        stating the one purpose it is trusted for (compliance.ledger.purposes)."""
+        def key_file(purpose: str, what: str, lines: list[str]) -> str:
+            return f"# TraceLedger {purpose} key: {what}, nothing else\npurpose: {purpose}\n" + "".join(
+                line + "\n" for line in lines)
+
+        files = {"ledger.vkey": key_file("ledger", "signs checkpoints under the log's origin", self.ledger_vkeys),
+                 "build.pub": key_file("build", "signs engine manifests", self.build_keys)}
         if self.witness_vkeys:
-            files["witness.vkey"] = "".join(v + "\n" for v in self.witness_vkeys)
+            files["witness.vkey"] = key_file("witness", "cosigns checkpoints", self.witness_vkeys)
         return files
 
     def bundle_bytes(self) -> bytes:
@@ -326,18 +331,12 @@ def inclusion_proofs(indices: list[int], size: int) -> dict[int, list[bytes]]:
     return {i: (merkle.inclusion_proof(i, size, nodes) if size > 1 else []) for i in set(indices)}
 
 
-def disclosed_input(prediction: Prediction, arrays: dict) -> dict:
-    """The data subject's input and its salt, after checking they open the commitment."""
+def disclosed_input(prediction: Prediction, arrays: dict, salt_hex: str) -> dict:
+    """The bundle's form of a data subject's input and its salt, once
+    compliance.investigation.disclosure has found that they open the commitment (only
+    that guarded path calls this)."""
     import numpy as np
 
-    from inference import digests
-
-    salt_row = PredictionSalt.objects.filter(inference_id=prediction.inference_id).first()
-    if salt_row is None:
-        raise ExportError("the salt of this prediction was erased: the input can no longer be linked to it")
-    salt = bytes.fromhex(salt_row.salt)
-    if not arrays or not digests.verify_commitment(prediction.input_digest, salt, arrays):
-        raise ExportError("the disclosed input does not match the prediction's input commitment")
     tensors = []
     for name in sorted(arrays):
         array = np.asarray(arrays[name])
@@ -346,4 +345,4 @@ def disclosed_input(prediction: Prediction, arrays: dict) -> dict:
         array = array if array.flags.c_contiguous else array.copy(order="C")  # as inference.digests encodes it (shape kept, 0-d too)
         tensors.append({"name": name, "dtype": array.dtype.str.replace("|", "<"), "shape": list(array.shape),
                         "data": base64.b64encode(array.tobytes(order="C")).decode()})
-    return {"inference_id": str(prediction.inference_id), "salt": salt_row.salt, "tensors": tensors}
+    return {"inference_id": str(prediction.inference_id), "salt": salt_hex, "tensors": tensors}

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from django.db import transaction
 
-from compliance.investigation.evidence import Evidence, Scope, collect, disclosed_input
+from compliance.investigation.disclosure import do_attempt_disclosure
+from compliance.investigation.evidence import Evidence, Scope, collect
 from compliance.investigation.reports import build_context, render_pdf
 from compliance.ledger import ledger
 from compliance.lib import npz
+from lineage.models import Prediction
 
 
 @dataclass
@@ -32,16 +34,24 @@ class Export:
 
 
 def do_export_report(scope: Scope, *, acting_user: str, pdf: bool = True, bundle: bool = True,
-                     disclose: dict | None = None, bundle_name: str = "", max_predictions: int = 1000) -> Export:
+                     disclose: dict | None = None, discloser=None, bundle_name: str = "",
+                     max_predictions: int = 1000) -> Export:
     """Produce the requested files for `scope` and record the export in the ledger.
-    `disclose` is the data subject's input (name → array), checked against the commitment."""
+    `disclose` is the data subject's input (name → array): `discloser` (a user holding
+    the discloser role) attempts to open the commitment with it, a recorded and
+    rate-limited act (compliance.investigation.disclosure)."""
     if not pdf and not bundle:
         raise ValueError("nothing to export: ask for a PDF, a bundle or both")
     if disclose is not None and scope.kind == "service":
         raise ValueError("an input can only be disclosed for one prediction or case")
-    evidence = collect(scope, max_predictions=max_predictions)
+    if disclose is not None and not bundle:
+        raise ValueError("a disclosed input goes into the evidence bundle: ask for the bundle")
+    disclosed = None
     if disclose is not None:
-        evidence.disclosed = disclosed_input(evidence.predictions[0], disclose)
+        prediction = Prediction.objects.get(inference_id=scope.inference_id)
+        disclosed = do_attempt_disclosure(prediction, disclose, user=discloser)
+    evidence = collect(scope, max_predictions=max_predictions)
+    evidence.disclosed = disclosed
     export = Export(evidence)
     bundle_bytes = evidence.bundle_bytes()
     if bundle:
@@ -81,8 +91,21 @@ def load_npz(source) -> dict:
         raise ValueError(f"cannot read the disclosed input: {exc}") from None
 
 
-def write_atomically(path: str | os.PathLike, data: bytes) -> None:
-    """Write a file whole or not at all (temp file beside it, fsync, rename), mode 0600."""
+def private_directory_problem(path: str | os.PathLike) -> str:
+    """Why the directory of `path` may not hold personal data (a disclosed input and its
+    salt): it must be the caller's own and closed to others (0700); "" when it is."""
+    directory = Path(path).resolve().parent
+    st = directory.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return (f"{directory} is open to other users (mode {st.st_mode & 0o777:o}); a bundle with a disclosed input "
+                f"goes into a directory only you can read: mkdir -m 700 DIR")
+    return ""
+
+
+def write_atomically(path: str | os.PathLike, data: bytes, mode: int = 0o600) -> None:
+    """Write a file whole or not at all (temp file beside it, fsync, rename), readable
+    by its owner only unless `mode` says otherwise: reports and bundles hold personal
+    data."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.")
@@ -91,7 +114,7 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)  # a report may hold a disclosed input: personal data
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from compliance.ledger import keys, ledger, notes, tree
+from compliance.ledger import keys, keystate, ledger, notes, purposes, tree
 from compliance.models import Checkpoint, LedgerEntry, LedgerHead, SigningKey
 
 
@@ -105,12 +105,15 @@ class CheckpointInvalid(ValueError):
 class Keyring:
     """The registered public keys of one purpose, indexed by C2SP key id, for checking
     many checkpoint signatures (ledger) or cosignatures (witness) in one run.  A key
-    counts for a signature made before its revocation; retirement does not matter."""
+    counts only for what its purpose allows (compliance.ledger.purposes), and only for a
+    signature made before the ledger recorded its retirement or revocation
+    (compliance.ledger.keystate)."""
 
     def __init__(self, purpose: str):
-        self.purpose = purpose
+        self.purpose = purposes.check_purpose(purpose)
         self.keys = list(SigningKey.objects.filter(purpose=purpose))
         self._raw = {k.key_id: base64.b64decode(k.public_key) for k in self.keys}
+        self._times = keystate.times_of(self._raw)
         self._by_c2sp: dict[tuple[str, bytes, int], SigningKey] = {}
 
     def _lookup(self, name: str, kid: bytes, sig_type: int) -> SigningKey | None:
@@ -138,9 +141,13 @@ class Keyring:
             raise CheckpointInvalid(f"malformed checkpoint note ({exc})") from None
         if parsed.origin != origin():
             raise CheckpointInvalid(f"origin {parsed.origin!r} is not this ledger's ({origin()!r})")
+        try:
+            purposes.require(self.purpose, purposes.CHECKPOINT, key_name=parsed.origin, origin=parsed.origin)
+        except purposes.PurposeError as exc:
+            raise CheckpointInvalid(str(exc)) from None
         signer = None
         for sig in sigs:
-            if sig.name == parsed.origin:
+            if not purposes.may_sign(self.purpose, purposes.CHECKPOINT, key_name=sig.name, origin=parsed.origin):
                 signer = self._lookup(sig.name, sig.key_id, notes.SIG_ED25519)
                 if signer is not None:
                     break
@@ -152,13 +159,17 @@ class Keyring:
             notes.verify_note(note, [notes.VerifierKey(parsed.origin, notes.key_id(parsed.origin, raw), notes.SIG_ED25519, raw)])
         except notes.NoteError as exc:
             raise CheckpointInvalid(f"signature by key {signer.key_id[:16]} does not verify ({exc})") from None
-        if not signer.valid_at(signed_at):
-            raise CheckpointInvalid(f"signed by key {signer.key_id[:16]}, which was revoked at "
-                                    f"{signer.revoked_at.isoformat()} ({signer.revocation_reason})")
+        problem = self._times.get(signer.key_id, keystate.KeyTimes()).problem(signer.key_id, signed_at)
+        if problem:
+            raise CheckpointInvalid(f"signed by {problem}")
         return parsed, signer
 
     def check_cosignature(self, note: str, line: str, key_id: str, signed_at: datetime | None) -> SigningKey:
         """Verify one witness cosignature line on a checkpoint note."""
+        try:
+            purposes.require(self.purpose, purposes.COSIGNATURE)
+        except purposes.PurposeError as exc:
+            raise CheckpointInvalid(str(exc)) from None
         key = next((k for k in self.keys if k.key_id == key_id), None)
         if key is None:
             raise CheckpointInvalid(f"cosigned by key {key_id[:16]}, which is not a registered {self.purpose} key")
@@ -168,6 +179,7 @@ class Keyring:
             notes.verify_cosignature(body + "\n" + line, sig.name, self._raw[key.key_id])
         except (notes.NoteError, ValueError) as exc:
             raise CheckpointInvalid(f"cosignature by key {key_id[:16]} does not verify ({exc})") from None
-        if not key.valid_at(signed_at):
-            raise CheckpointInvalid(f"cosigned by key {key_id[:16]}, which was revoked at {key.revoked_at.isoformat()}")
+        problem = self._times.get(key.key_id, keystate.KeyTimes()).problem(key.key_id, signed_at)
+        if problem:
+            raise CheckpointInvalid(f"cosigned by {problem}")
         return key

@@ -1,8 +1,11 @@
 """Ed25519 signing keys: private halves in files (0600), public halves registered.
 
 The current key of a purpose is PKCS#8 PEM at TRACELEDGER_KEYS_DIR/<purpose>.pem.
-`rotate` moves it to <purpose>-<keyid16>.retired.pem (still 0600) and makes a new one;
-its public key stays registered, so what it signed stays verifiable.  `revoke` marks a
+`rotate` makes a new one and destroys the old private key (overwritten, then unlinked):
+a retired key must not be able to sign again, and whatever it signs after the ledger
+recorded its retirement is refused (compliance.ledger.keystate).  Its public key stays
+registered, so what it signed before stays verifiable.  `purge` destroys the
+<purpose>-<keyid16>.retired.pem / .revoked.pem files that earlier versions kept.  `revoke` marks a
 key compromised: what it signed from then on no longer counts.  A key id is the hex
 SHA-256 of the raw 32-byte public key.  The database holds only public keys
 (SigningKey); HMAC is never used, so anyone with the public keys can verify.
@@ -66,8 +69,43 @@ def key_path(purpose: str) -> Path:
 
 
 def set_aside_path(purpose: str, key_id: str, state: str) -> Path:
-    """Where a key that is no longer current is kept: <purpose>-<keyid16>.<state>.pem."""
+    """Where earlier versions kept a key that was no longer current:
+    <purpose>-<keyid16>.<state>.pem (now destroyed on rotation, see `purge`)."""
     return keys_dir() / f"{purpose}-{key_id[:16]}.{state}.pem"
+
+
+def destroy_key_file(path: Path) -> None:
+    """Overwrite a private key file with zeros, flush it, and unlink it.  (On flash
+    storage and copy-on-write file systems the old blocks may survive the overwrite:
+    keep key directories on encrypted storage, see the README.)"""
+    size = path.stat().st_size
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, b"\0" * size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    path.unlink()
+
+
+def purge(*, actor: str = "system") -> list[str]:
+    """Destroy every set-aside private key file (<purpose>-<keyid16>.retired.pem or
+    .revoked.pem) left by earlier versions; each is a `key.private_destroyed` entry.
+    Returns the file names destroyed."""
+    from compliance.ledger import ledger
+
+    destroyed = []
+    for path in sorted(keys_dir().glob("*-*.*.pem")):
+        purpose, _, rest = path.name.partition("-")
+        prefix, _, state = rest.removesuffix(".pem").partition(".")
+        if purpose not in PURPOSES or state not in ("retired", "revoked"):
+            continue
+        with transaction.atomic():
+            ledger.append("key.private_destroyed", {"key_id_prefix": prefix, "purpose": purpose, "file": path.name},
+                          subject=f"key:{prefix}", actor=actor)
+            destroy_key_file(path)
+        destroyed.append(path.name)
+    return destroyed
 
 
 def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
@@ -186,11 +224,13 @@ def find_key(ref: str):
 
 
 def rotate(purpose: str, *, actor: str = "system"):
-    """Make a new current key for `purpose` and retire the old one.
+    """Make a new current key for `purpose`, retire the old one and destroy its
+    private key.
 
-    The old file is moved aside (still 0600) and its public key stays registered with
-    `retired_at` set, so its past signatures verify.  Returns (new key, old key or None).
-    A ledger rotation holds the ledger head lock, so no checkpoint is signed halfway.
+    The old public key stays registered with `retired_at` set, so its past signatures
+    verify; the `key.retired` entry is the time after which nothing it signs counts.
+    Returns (new key, old key or None).  A ledger rotation holds the ledger head lock,
+    so no checkpoint is signed halfway.
     """
     from compliance.ledger import ledger
     from compliance.models import LedgerHead
@@ -213,14 +253,16 @@ def rotate(purpose: str, *, actor: str = "system"):
         if old is not None:
             old.retired_at = old.retired_at or _now()
             old.save(update_fields=["retired_at"])
-            aside = set_aside_path(purpose, old.key_id, "retired")
             ledger.append("key.retired",
                           {"key_id": old.key_id, "purpose": purpose, "replaced_by": new.key_id,
-                           "file": aside.name}, subject=f"key:{old.key_id[:16]}", actor=actor)
-            if aside.exists():
-                raise KeyFileError(f"{aside} already exists")
-            os.rename(path, aside)
-        os.rename(staged, path)
+                           "private_key": "destroyed"}, subject=f"key:{old.key_id[:16]}", actor=actor)
+            # the new key takes the old one's place first, so a crash leaves a current key
+            retiring = keys_dir() / f".{purpose}.pem.retiring-{os.getpid()}"
+            os.link(path, retiring)
+            os.replace(staged, path)
+            destroy_key_file(retiring)
+        else:
+            os.replace(staged, path)
     clear_cache()
     return new, old
 
@@ -251,9 +293,10 @@ def revoke(ref: str, *, reason: str, actor: str = "system"):
                        "revoked_at": key.revoked_at.isoformat(),
                        "replaced_by": replacement.key_id if replacement else None},
                       subject=f"key:{key.key_id[:16]}", actor=actor)
-        retired = set_aside_path(key.purpose, key.key_id, "retired")
-        if retired.exists():
-            os.rename(retired, set_aside_path(key.purpose, key.key_id, "revoked"))
+        for state in ("retired", "revoked"):  # a file an earlier version set aside
+            aside = set_aside_path(key.purpose, key.key_id, state)
+            if aside.exists():
+                destroy_key_file(aside)
     clear_cache()
     return key, replacement
 

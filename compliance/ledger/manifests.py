@@ -1,29 +1,35 @@
 """Engine manifests: a DSSE envelope around an in-toto Statement whose subject is the
 engine's digest, signed by a registered build key. One rule for every caller (the
 verified loader, re-verification, trace, build pages and reports): the signature must
-verify under a key registered for the `build` purpose that was not revoked when it
-signed, and the statement's subject must be the digest of the bytes at hand.
+verify under a key registered for the purpose that may sign manifests (`build`, see
+compliance.ledger.purposes) that the ledger had not retired or revoked when it signed
+(compliance.ledger.keystate), and the statement's subject must be the digest of the
+bytes at hand.
 """
 from __future__ import annotations
 
 import json
 from datetime import datetime
 
-from compliance.ledger import dsse, keys
+from compliance.ledger import dsse, keys, keystate, purposes
 from compliance.models import SigningKey
 
 VERIFIED = "verified"
 
 
-def key_lookup(purpose: str = "build", signed_at: datetime | None = None):
-    """key id → public key for registered keys of `purpose`; a key revoked at or before
-    `signed_at` (or revoked with no signing time known) is reported as revoked."""
+def key_lookup(signed_at: datetime | None = None):
+    """key id → public key for registered keys that may sign manifests; a key the ledger
+    retired or revoked at or before `signed_at` (or at all, with no signing time known)
+    is reported as revoked."""
+    purpose = purposes.signer_of(purposes.ENGINE_MANIFEST)
+
     def lookup(key_id: str):
         key = SigningKey.objects.filter(key_id=key_id, purpose=purpose).first()
         if key is None:
             return None
-        if key.revoked_at is not None and (signed_at is None or key.revoked_at <= signed_at):
-            raise dsse.EnvelopeError("revoked", f"signing key {key_id[:16]} was revoked at {key.revoked_at.isoformat()}")
+        problem = keystate.signature_problem(key.key_id, signed_at)
+        if problem:
+            raise dsse.EnvelopeError("revoked", f"signing {problem}")
         return keys.public_key_from_b64(key.public_key)
 
     return lookup

@@ -22,7 +22,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from compliance.ledger import checkpoints, events, keys, ledger, merkle, notes, tree
+from compliance.ledger import checkpoints, events, keys, ledger, merkle, notes, purposes, tree
 from compliance.models import Checkpoint, WitnessCosignature
 
 
@@ -146,7 +146,12 @@ class Witness:
     def cosign(self, checkpoint: Checkpoint) -> Cosigned:
         signer = keys.get_signer("witness")
         try:
-            notes.verify_note(checkpoint.note, self.trusted_vkeys())
+            signed_by = notes.verify_note(checkpoint.note, self.trusted_vkeys())
+            origin = notes.parse_checkpoint(notes.parse_note(checkpoint.note)[0]).origin
+            # the one purpose rule: a checkpoint counts under a ledger key named after its origin
+            if origin not in signed_by:
+                raise notes.NoteError(purposes.may_sign(purposes.LEDGER, purposes.CHECKPOINT,
+                                                        key_name=signed_by[0], origin=origin))
         except notes.NoteError as exc:
             raise self._refuse("ledger.checkpoint_untrusted",
                                f"checkpoint #{checkpoint.id} is not signed by a ledger key this witness trusts ({exc})",

@@ -1,7 +1,11 @@
 """Roles: auditor (read-only), engineer (register, build, deploy), admin (everything,
 keys and users), service (machine identities that ingest provenance), and reviewer:
 a capability added to a person who also has a read role, allowing them to decide
-cases (the human review GDPR Art. 22 requires).
+cases (the human review GDPR Art. 22 requires), and discloser: a capability allowing
+its holder to match a data subject's disclosed input against its commitment and to
+export a bundle that carries the input and its salt (each attempt recorded and
+rate-limited, see compliance.investigation.disclosure).  No role implies it, admin
+included: an admin grants it to the people who answer data subjects' requests.
 
 Roles are Django groups; a superuser is an admin.  Views use `role_required`, API
 views use `RolePermission` with a `write_roles` attribute (reads need any role).
@@ -17,7 +21,8 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 AUDITOR, ENGINEER, ADMIN, SERVICE = "auditor", "engineer", "admin", "service"
 REVIEWER = "reviewer"
-ROLES = (AUDITOR, ENGINEER, ADMIN, SERVICE, REVIEWER)
+DISCLOSER = "discloser"
+ROLES = (AUDITOR, ENGINEER, ADMIN, SERVICE, REVIEWER, DISCLOSER)
 READ_ROLES = (AUDITOR, ENGINEER, ADMIN)
 WRITE_ROLES = (ENGINEER, ADMIN)
 # Investigating is not changing the audited records: auditors may open cases and add
@@ -46,6 +51,8 @@ MATRIX = {
 def may(user, action: str) -> bool:
     """Whether `user` may take `action` of MATRIX."""
     return all(has_role(user, *roles) for roles in MATRIX[action])
+
+DISCLOSE_ROLES = (DISCLOSER,)
 
 
 def ensure_groups() -> None:

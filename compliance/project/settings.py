@@ -64,6 +64,10 @@ TRACELEDGER_PROVENANCE_SHIPPER = os.environ.get("TRACELEDGER_PROVENANCE_SHIPPER"
 TRACELEDGER_INGEST_MAX_BATCH = envint("TRACELEDGER_INGEST_MAX_BATCH", "5000")
 # Generate missing signing keys on first use (embedded default). Production mounts them.
 TRACELEDGER_GENERATE_KEYS = envbool("TRACELEDGER_GENERATE_KEYS", "True")
+# Matching a disclosed input against a commitment is a recorded act, and rate-limited so
+# that it cannot serve as an oracle for guessing an input (compliance.investigation.disclosure).
+TRACELEDGER_DISCLOSURES_PER_USER_PER_HOUR = envint("TRACELEDGER_DISCLOSURES_PER_USER_PER_HOUR", "10")
+TRACELEDGER_DISCLOSURES_PER_PREDICTION_PER_DAY = envint("TRACELEDGER_DISCLOSURES_PER_PREDICTION_PER_DAY", "5")
 
 
 
@@ -249,6 +253,9 @@ STATIC_ROOT = TRACELEDGER_HOME / "staticfiles"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 # Bodies other than file uploads (forms, JSON): the same bound as the API's.
 DATA_UPLOAD_MAX_MEMORY_SIZE = TRACELEDGER_MAX_REQUEST_BYTES
+# uploads (a disclosed input) hold personal data: owner-only, like exports
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -58,6 +58,12 @@ def inclusion_status(ledger_index: int | None) -> dict:
     if ledger_index >= checkpoint.size:
         return {"state": "pending", "detail": f"ledger entry #{ledger_index} is newer than the latest checkpoint "
                                               f"(size {checkpoint.size}); it is covered by the next one"}
+    try:  # the checkpoint counts only under a ledger key named after its origin (compliance.ledger.purposes)
+        parsed, _ = ckpt.Keyring("ledger").check_checkpoint(checkpoint.note, checkpoint.created_at)
+    except ckpt.CheckpointInvalid as exc:
+        return {"state": "failed", "detail": f"checkpoint {checkpoint.id} does not verify: {exc}"}
+    if parsed.root_hash.hex() != checkpoint.root_hash or parsed.size != checkpoint.size:
+        return {"state": "failed", "detail": f"checkpoint {checkpoint.id}'s row differs from its signed note"}
     entry = LedgerEntry.objects.filter(index=ledger_index).first()
     problem = "the entry is missing" if entry is None else ledger.check_entry(entry)
     if problem:

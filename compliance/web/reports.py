@@ -7,11 +7,13 @@ from datetime import timedelta
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from compliance.investigation.disclosure import DisclosureRefused, may_disclose
 from compliance.investigation.evidence import ExportError, Scope
 from compliance.investigation.exports import do_export_report, load_npz
 from compliance.ledger import notes
@@ -29,7 +31,8 @@ class ExportForm(forms.Form):
     disclosed_input = forms.FileField(
         required=False, label="Disclosed input (.npz, optional)",
         help_text="The data subject's own input. It is checked against the prediction's commitment and put, "
-                  "with its salt, into the bundle.")
+                  "with its salt, into the bundle. Every attempt, matching or not, is recorded in the ledger "
+                  "and attempts are rate-limited.")
 
     def clean(self):
         data = super().clean()
@@ -100,8 +103,13 @@ def _throttled(request, template: str, context: dict):
 
 def _export_page(request, scope: Scope, stem: str, context: dict):
     form = ExportForm(request.POST or None, request.FILES or None)
-    error = ""
+    discloser = may_disclose(request.user)
+    if not discloser:
+        del form.fields["disclosed_input"]  # matching an input is the discloser role's right
+    error, status = "", 400
     if request.method == "POST":
+        if not discloser and request.FILES.get("disclosed_input"):
+            raise PermissionDenied("only a person holding the discloser role may disclose an input")
         if form.is_valid():
             fmt = form.cleaned_data["format"]
             limited = _throttled(request, "reports/export.html",
@@ -112,8 +120,10 @@ def _export_page(request, scope: Scope, stem: str, context: dict):
                 upload = form.cleaned_data.get("disclosed_input")
                 disclose = load_npz(upload) if upload else None
                 export = do_export_report(scope, acting_user=actor_name(request.user), pdf=fmt == "pdf",
-                                          bundle=fmt == "bundle", disclose=disclose,
+                                          bundle=fmt == "bundle", disclose=disclose, discloser=request.user,
                                           bundle_name=f"traceledger-evidence-{stem}.json")
+            except DisclosureRefused as exc:
+                error, status = str(exc), exc.status
             except (ExportError, ValueError) as exc:
                 error = str(exc).splitlines()[0]
             else:
@@ -121,7 +131,7 @@ def _export_page(request, scope: Scope, stem: str, context: dict):
         else:
             error = "; ".join(e for errors in form.errors.values() for e in errors)
     context |= {"form": form, "error": error, "scope": scope, "keys": _keys_to_pin()}
-    return render(request, "reports/export.html", context, status=400 if error else 200)
+    return render(request, "reports/export.html", context, status=status if error else 200)
 
 
 @require_http_methods(["GET", "POST"])

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from django.db import IntegrityError, transaction
 
 from compliance.lib.ids import is_hex64, us_from_datetime
+from inference.digests import OUTPUT_V2
 from inference.loader import record_load
 from inference.provenance.stamp import ProvenanceRecord
 from lineage.models import Deployment, EngineLoad
@@ -59,6 +60,15 @@ def _int(value, where: str, *, low: int, high: int, optional: bool = False) -> i
         raise IngestError(f"{where} must be an integer, got {type(value).__name__}")
     if not low <= value <= high:
         raise IngestError(f"{where} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _output_commitment(value, where: str) -> str:
+    """A new record's output digest must be the salted commitment (inference.digests):
+    an unsalted one would let anyone with the engine link guessed inputs to it forever."""
+    if type(value) is not str or not value.startswith(OUTPUT_V2) or not is_hex64(value[len(OUTPUT_V2):]):
+        raise IngestError(f"{where} must be a salted output commitment: '{OUTPUT_V2}' and 64 lowercase hex digits "
+                          "(inference.digests.output_commitment)")
     return value
 
 
@@ -131,7 +141,7 @@ def parse_records(body, *, user, max_batch: int) -> list[ProvenanceRecord]:
             _hex64(item["engine_sha256"], f"{where}.engine_sha256"),
             None,
             _hex64(item["input_digest"], f"{where}.input_digest"),
-            _hex64(item["output_digest"], f"{where}.output_digest"),
+            _output_commitment(item["output_digest"], f"{where}.output_digest"),
             _int(item.get("latency_us"), f"{where}.latency_us", low=0, high=MAX_LATENCY_US, optional=True),
             _hex64(item.get("salt", ""), f"{where}.salt", optional=True),
             ts_us=_timestamp(item["timestamp"], f"{where}.timestamp", now),

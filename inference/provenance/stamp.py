@@ -3,7 +3,7 @@ that never touches our database (it reports through `inference.provenance.client
 module as is.
 
 The stamp is on every inference's path, so it is kept to a few microseconds: one
-`os.urandom` call gives both the commitment salt and the UUIDv7's random bits, the
+`os.urandom` call gives both the commitments' salt and the UUIDv7's random bits, the
 time is read once as integer nanoseconds (no datetime objects), tensor headers are
 cached per (name, dtype, shape) in `digests`, and the ISO timestamp reuses its
 seconds prefix within the same second.
@@ -20,7 +20,8 @@ from datetime import datetime, timezone
 import numpy as np
 
 from compliance.lib.ids import datetime_from_us, us_from_datetime
-from inference.digests import SALT_BYTES, update_with_tensors
+from compliance.lib.salts import output_mac
+from inference.digests import OUTPUT_V2, SALT_BYTES, update_with_tensors
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _HEX = frozenset("0123456789abcdef")
@@ -195,9 +196,11 @@ class Stamper:
     def finish(self, random: bytes, input_digest: str, outputs: dict[str, np.ndarray],
                latency_us: int) -> tuple[ProvenanceRecord, dict]:
         now_ns = time.time_ns()
-        h = hashlib.sha256()
-        update_with_tensors(h, outputs)
-        output_digest = h.hexdigest()
+        # salted like the input, under a key of its own: after the salt's erasure the
+        # engine cannot link a guessed input to these outputs (inference.digests)
+        mac = output_mac(random[:SALT_BYTES])
+        update_with_tensors(mac, outputs)
+        output_digest = OUTPUT_V2 + mac.hexdigest()
         ts_us = now_ns // 1000
         inference_id = uuid7_text(now_ns // 1_000_000, random[SALT_BYTES:])
         record = ProvenanceRecord(inference_id, self.deployment_id, self.engine_sha256, None, input_digest,

@@ -38,10 +38,11 @@ __all__ = ["ProvenanceRecord", "write_records", "write_prepared", "prepare", "pr
            "DatabaseSink"]
 
 # A Prediction COPY line up to its batch; deployment ids stay below 2**53
-# (RFC 8785's integer range).
+# (RFC 8785's integer range).  The output digest is a salted "v2:" commitment, or a
+# legacy plain hash from a spool written before (inference.digests).
 _ROW = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\t[0-9]{1,15}\t[0-9a-f]{64}\t"
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\t[0-9a-f]{64}\t[0-9a-f]{64}\t"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\t[0-9a-f]{64}\t(?:v2:)?[0-9a-f]{64}\t"
     r"(?:[0-9]{1,10}|\\N)\t"
 )
 _SALT = re.compile(r"(?:[0-9a-f]{64})?")
@@ -121,7 +122,7 @@ def prepare(records: list[ProvenanceRecord]) -> Prepared:
 # numbers without leading zeros, so that the text is also their canonical JSON.
 _SPOOLED_LINE = (
     r"1,[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12},(?:0|[1-9][0-9]{0,14}),[0-9a-f]{64},"
-    r"(?:0|[1-9][0-9]{0,15}),[0-9a-f]{64},[0-9a-f]{64},(?:0|[1-9][0-9]{0,9})?,(?:[0-9a-f]{64})?"
+    r"(?:0|[1-9][0-9]{0,15}),[0-9a-f]{64},(?:v2:)?[0-9a-f]{64},(?:0|[1-9][0-9]{0,9})?,(?:[0-9a-f]{64})?"
 )
 _SPOOLED = re.compile(f"(?:{_SPOOLED_LINE}\n)*{_SPOOLED_LINE}")
 

@@ -28,3 +28,21 @@ def test_it_proves_inclusion_against_the_signed_checkpoint_and_catches_an_edit()
             cursor.execute('UPDATE compliance_ledgerentry SET body = %s WHERE "index" = %s', [body, target])
     status = inclusion_status(target)
     assert status["state"] == "failed" and "leaf hash does not match" in status["detail"]
+
+
+def test_it_refuses_a_checkpoint_signed_by_a_key_of_another_purpose():
+    """The dashboard applies the one purpose rule: a checkpoint signed with the build key
+    under the log's origin (issue 21, finding 1) proves nothing."""
+    from compliance.ledger import keys, notes, tree
+    from compliance.models import Checkpoint
+
+    entries = ledger.append_many([ledger.Event("trace.viewed", {"n": i}) for i in range(3)])
+    checkpoints.make_checkpoint()
+    assert inclusion_status(entries[1].index)["state"] == "covered"
+    size = ledger.size()
+    body = notes.format_checkpoint(checkpoints.origin(), size, tree.root(size))
+    build = keys.get_signer("build")
+    Checkpoint.objects.create(size=size, root_hash=tree.root(size).hex(), key_id=build.key_id,
+                              note=notes.sign_note(body, checkpoints.origin(), build.private_key))
+    status = inclusion_status(entries[1].index)
+    assert status["state"] == "failed" and "not signed by a registered ledger key" in status["detail"]

@@ -36,13 +36,14 @@ def test_it_rotates_a_key_and_keeps_its_past_signatures_valid(keys_dir, capsys):
     out = json.loads(capsys.readouterr().out)
     new = keys.get_signer("ledger")
     assert out["retired"]["key_id"] == old.key_id and out["new"]["key_id"] == new.key_id != old.key_id
-    retired_file = keys_dir / f"ledger-{old.key_id[:16]}.retired.pem"
-    assert mode(retired_file) == 0o600 and mode(keys_dir / "ledger.pem") == 0o600
-    assert keys.signer_from_private("ledger", keys.read_private_key(retired_file)).key_id == old.key_id
+    # the old private key is destroyed: no file in the key directory holds it any more
+    assert sorted(p.name for p in keys_dir.iterdir()) == ["ledger.pem"] and mode(keys_dir / "ledger.pem") == 0o600
+    assert keys.signer_from_private("ledger", keys.read_private_key(keys_dir / "ledger.pem")).key_id == new.key_id
     assert SigningKey.objects.get(key_id=old.key_id).retired_at is not None
     assert SigningKey.objects.get(key_id=new.key_id).state == "current"
     retired = LedgerEntry.objects.get(kind="key.retired")
     assert ledger.payload_of(retired)["replaced_by"] == new.key_id
+    assert ledger.payload_of(retired)["private_key"] == "destroyed"
 
     ledger.append("trace.viewed", {"n": 2})
     after = checkpoints.make_checkpoint()
@@ -67,7 +68,8 @@ def test_a_revoked_key_invalidates_what_it_signs_afterwards(keys_dir, capsys):
     assert "it was current: new ledger key" in capsys.readouterr().out
     key = SigningKey.objects.get(key_id=compromised.key_id)
     assert key.revoked_at and key.revocation_reason == "key file leaked"
-    assert (keys_dir / f"ledger-{compromised.key_id[:16]}.revoked.pem").exists()
+    assert not (keys_dir / f"ledger-{compromised.key_id[:16]}.revoked.pem").exists()
+    assert sorted(p.name for p in keys_dir.iterdir()) == ["ledger.pem"]
     assert keys.get_signer("ledger").key_id != compromised.key_id
     assert ledger.payload_of(LedgerEntry.objects.get(kind="key.revoked"))["reason"] == "key file leaked"
     assert verify_ledger().ok  # signed before the revocation: still valid
@@ -111,3 +113,46 @@ def test_it_refuses_to_sign_with_a_revoked_current_key(keys_dir):
     SigningKey.objects.filter(key_id=signer.key_id).update(revoked_at=SigningKey.objects.get().created_at)
     with pytest.raises(keys.KeyFileError, match="is revoked"):
         keys.get_signer("witness")
+
+
+def test_it_refuses_what_a_retired_key_signs_after_the_ledger_retired_it(keys_dir):
+    """Finding 5: whoever kept a copy of a rotated key signs a checkpoint after the
+    rotation.  The ledger's `key.retired` entry dates the end of the key, and clearing
+    the key table's retired_at (the database owner can) changes nothing."""
+    old = keys.get_signer("ledger")
+    ledger.append("trace.viewed", {"n": 1})
+    honest = checkpoints.make_checkpoint()
+    keys.rotate("ledger")
+    ledger.append("trace.viewed", {"n": 2})
+    size = ledger.size()
+    body = notes.format_checkpoint(checkpoints.origin(), size, tree.root(size))
+    late = Checkpoint.objects.create(size=size, root_hash=tree.root(size).hex(), key_id=old.key_id,
+                                     note=notes.sign_note(body, checkpoints.origin(), old.private_key))
+    SigningKey.objects.filter(key_id=old.key_id).update(retired_at=None)  # the cache lies; the ledger does not
+    result = verify_ledger()
+    assert not result.ok and result.first_bad_index == honest.size
+    assert f"checkpoint #{late.id}" in result.message and "retired at" in result.message
+
+
+def test_a_retired_build_key_signs_no_engine_after_its_retirement(keys_dir):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    build = keys.get_signer("build")
+    before = timezone.now()
+    keys.rotate("build")
+    assert key_lookup(signed_at=before)(build.key_id) is not None  # what it signed before still counts
+    with pytest.raises(dsse.EnvelopeError, match="retired at"):
+        key_lookup(signed_at=timezone.now() + timedelta(seconds=1))(build.key_id)
+
+
+def test_it_purges_private_keys_that_earlier_versions_set_aside(keys_dir, capsys):
+    signer = keys.get_signer("witness")
+    aside = keys.set_aside_path("witness", signer.key_id, "retired")
+    keys.write_private_key(aside, signer.private_key)
+    (keys_dir / "notes.txt").write_text("not a key")
+    call_command("keys", "purge", "--json")
+    assert json.loads(capsys.readouterr().out)["destroyed"] == [aside.name]
+    assert not aside.exists() and (keys_dir / "notes.txt").exists() and (keys_dir / "witness.pem").exists()
+    assert ledger.payload_of(LedgerEntry.objects.get(kind="key.private_destroyed"))["file"] == aside.name

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import shutil
+import stat
 import subprocess
 import sys
 from datetime import timedelta
@@ -43,8 +44,9 @@ pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 # The offline verifier and everything it imports: copied alone into a virtualenv that has
 # only cryptography, so an import of anything else fails the test.
 VERIFIER_FILES = ("__init__.py", "verify_bundle.py", "ledger/__init__.py", "ledger/merkle.py", "ledger/notes.py",
-                  "ledger/dsse.py", *(f"ledger/offline/{name}.py" for name in (
-                      "__init__", "__main__", "checks", "commitments", "parse", "pinned", "report", "results")))
+                  "ledger/dsse.py", "ledger/purposes.py", *(f"ledger/offline/{name}.py" for name in (
+                      "__init__", "__main__", "checks", "commitments", "disclosure", "parse", "pinned", "report",
+                      "results")))
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +81,11 @@ def export(tmp_path, *args) -> dict:
 def run_verifier(*args, python=sys.executable, cwd=ROOT, env=None):
     return subprocess.run([python, "-m", "compliance.verify_bundle", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=60)
+
+
+def key_lines(path: Path) -> list[str]:
+    """The keys of a key file, without its comment and purpose lines."""
+    return [line for line in path.read_text().splitlines() if line and not line.startswith(("#", "purpose:"))]
 
 
 def pins(keys_dir: Path):
@@ -205,13 +212,13 @@ def test_it_rejects_a_bundle_re_signed_with_a_key_that_is_not_pinned(demo, tmp_p
     cli = run_verifier(tmp_path / "forged.json", "--key", tmp_path / "ledger.vkey", "--key", tmp_path / "build.pub")
     assert cli.returncode == 1 and "FAILED" in cli.stdout
     # pinning accepts a PEM public key or a raw base64 key as well as a vkey
-    ledger_raw = notes.parse_vkey((tmp_path / "ledger.vkey").read_text().strip()).public_key
+    ledger_raw = notes.parse_vkey(key_lines(tmp_path / "ledger.vkey")[0]).public_key
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     pem = Ed25519PublicKey.from_public_bytes(ledger_raw).public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     (tmp_path / "ledger.pem").write_bytes(pem)
-    ok = run_verifier(tmp_path / "b.json", "--key", tmp_path / "ledger.pem", "--key", tmp_path / "build.pub")
+    ok = run_verifier(tmp_path / "b.json", "--key", f"ledger={tmp_path / 'ledger.pem'}", "--key", tmp_path / "build.pub")
     assert ok.returncode == 0, ok.stdout
     bad_key = run_verifier(tmp_path / "b.json", "--key", tmp_path / "b.json")
     assert bad_key.returncode == 2 and "not a vkey" in bad_key.stderr
@@ -233,7 +240,7 @@ def test_it_carries_and_checks_witness_cosignatures(demo, tmp_path):
     bundle = json.loads(raw)
     assert "witness.example/w1" in bundle["checkpoint"]["note"]
     assert "stranger.example" not in bundle["checkpoint"]["note"]  # no key for it: nothing could check it
-    assert bundle["keys"]["witness"] == [(tmp_path / "witness.vkey").read_text().strip()]
+    assert bundle["keys"]["witness"] == key_lines(tmp_path / "witness.vkey")
     cosigned = {c.name: c for c in verify_bytes(raw).checks}["checkpoint"]
     assert cosigned.ok and "cosigned by witness.example/w1 at 2026-09-21" in cosigned.detail
     assert "(key from the bundle)" in cosigned.detail
@@ -318,11 +325,16 @@ def _credit_prediction(x) -> str:
 
 
 def test_it_discloses_an_input_that_opens_the_commitment(demo, tmp_path):
+    from tests.conftest import make_user
+
+    make_user("dora", "discloser")
     x, _ = samples.credit_training_data(n=3, seed=5)
     iid = _credit_prediction(x[:1])
     np.savez(tmp_path / "mine.npz", X=x[:1])
-    data = export(tmp_path, iid, "--bundle", tmp_path / "b.json", "--disclose-input", tmp_path / "mine.npz")
+    data = export(tmp_path, iid, "--bundle", tmp_path / "b.json", "--disclose-input", tmp_path / "mine.npz",
+                  "--user", "dora")
     assert data["disclosed_input"] is True
+    assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o600
     bundle = json.loads((tmp_path / "b.json").read_bytes())
     assert bundle["disclosed_input"]["tensors"][0] | {"data": ""} == {"name": "X", "dtype": "<f4", "shape": [1, 6],
                                                                      "data": ""}
@@ -333,14 +345,24 @@ def test_it_discloses_an_input_that_opens_the_commitment(demo, tmp_path):
     failed = [c for c in verify_bytes(encode_bundle(bundle)).checks if not c.ok]
     assert failed and failed[0].name == "input" and "do not match" in failed[0].detail
 
-    before = LedgerEntry.objects.count()
+    exports_before = LedgerEntry.objects.filter(kind="report.exported").count()
     np.savez(tmp_path / "other.npz", X=x[1:2])
     with pytest.raises(CommandError, match="does not match the prediction's input commitment"):
-        export(tmp_path, iid, "--bundle", tmp_path / "c.json", "--disclose-input", tmp_path / "other.npz")
+        export(tmp_path, iid, "--bundle", tmp_path / "c.json", "--disclose-input", tmp_path / "other.npz",
+               "--user", "dora")
     PredictionSalt.objects.filter(inference_id=iid).delete()
     with pytest.raises(CommandError, match="salt of this prediction was erased"):
+        export(tmp_path, iid, "--bundle", tmp_path / "c.json", "--disclose-input", tmp_path / "mine.npz",
+               "--user", "dora")
+    with pytest.raises(CommandError, match="needs --user USERNAME"):
         export(tmp_path, iid, "--bundle", tmp_path / "c.json", "--disclose-input", tmp_path / "mine.npz")
-    assert LedgerEntry.objects.count() == before and not (tmp_path / "c.json").exists()
+    assert LedgerEntry.objects.filter(kind="report.exported").count() == exports_before
+    assert not (tmp_path / "c.json").exists()
+    # every attempt is in the ledger, the failed ones too
+    attempts = [ledger.payload_of(e) for e in LedgerEntry.objects.filter(kind="disclosure.attempted",
+                                                                        subject=f"prediction:{iid}")]
+    assert [a["outcome"] for a in attempts] == ["matched", "no_match", "salt_erased"]
+    assert {a["user"] for a in attempts} == {"dora"}
 
 
 def test_it_exports_a_service_over_a_time_window(demo, tmp_path):
@@ -426,6 +448,9 @@ def test_it_refuses_bad_export_requests_and_records_nothing(demo, tmp_path):
 
 
 def test_it_exports_from_the_dashboard(demo, client, alice, tmp_path):
+    from django.contrib.auth.models import Group
+
+    alice.groups.add(Group.objects.get(name="discloser"))
     iid = demo["disputed_inference_id"]
     client.force_login(alice)
     trace = client.get(f"/trace/{iid}/")

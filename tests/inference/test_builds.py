@@ -256,3 +256,33 @@ def test_it_reads_only_the_first_golden_samples_of_a_calibration_set(tmp_path, s
     assert golden.source == "calibration" and golden.samples == 5
     assert np.array_equal(golden.batches[3]["features"], arrays["features"][3:4])
     assert golden.batches[4]["category"].tolist() == [4]
+
+
+def test_it_builds_from_the_bytes_it_hashed_even_if_the_store_file_is_swapped(db, two_input_onnx, credit_onnx,
+                                                                              monkeypatch):
+    """Finding 6 of issue 21: a writer to the store swaps the ONNX file while the build
+    runs.  The backend is given the private copy that was hashed, so the swap changes
+    nothing; the spy only watches what the backend is given and swaps the file then."""
+    import hashlib
+    import os
+
+    model = register(two_input_onnx, name="fraud")
+    path = default_store().path_for(model.sha256)
+    given = []
+    real_build = OnnxRuntimeBackend.build
+
+    def build_and_swap(self, onnx_path, spec):
+        os.chmod(path, 0o644)
+        path.write_bytes(credit_onnx)  # the swap, between the hash and the build
+        given.append((onnx_path, hashlib.sha256(open(onnx_path, "rb").read()).hexdigest()))
+        return real_build(self, onnx_path, spec)
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "build", build_and_swap)
+    requested = Build.objects.create(model=model, backend="onnxruntime", precision="fp32", submitter="bob",
+                                     commit="c" * 40)
+    done = run_build(requested.id)
+    assert done.status == Build.SUCCEEDED, done.error
+    ((onnx_path, digest),) = given
+    assert onnx_path != str(path) and digest == model.sha256  # the hashed copy, not the store path
+    inputs = {i.name for i in ort.InferenceSession(default_store().read(done.engine.sha256)).get_inputs()}
+    assert inputs == {i.name for i in ort.InferenceSession(two_input_onnx).get_inputs()}

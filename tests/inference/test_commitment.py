@@ -67,7 +67,8 @@ def test_it_erases_the_salt_and_leaves_the_ledger_verifiable(prediction):
     assert {i: after[i] for i in before} == before
     erasure = LedgerEntry.objects.get(kind="prediction.salt_erased")
     assert erasure.index == max(before) + 1 == ledger.size() - 1
-    assert ledger.payload_of(erasure) == {"inference_id": str(prediction.inference_id), "reference": "DSR-2026-0042"}
+    assert ledger.payload_of(erasure) == {"inference_id": str(prediction.inference_id), "reference": "DSR-2026-0042",
+                                          "outputs_still_linkable": False}
     assert json.loads(erasure.body)["actor"] == "charlie"
     assert all(ledger.check_entry(e) is None for e in LedgerEntry.objects.all())
     assert trace(prediction.inference_id).ok  # the prediction and its chain still verify
@@ -85,7 +86,7 @@ def test_it_refuses_an_erasure_reference_that_could_carry_personal_data(predicti
 def test_it_erases_from_the_command_line(prediction, capsys):
     call_command("erase_salt", str(prediction.inference_id), "--reference", "DSR-7", "--user", "charlie", "--json")
     assert json.loads(capsys.readouterr().out) == {"inference_id": str(prediction.inference_id), "erased": True,
-                                                   "already_erased": False}
+                                                   "already_erased": False, "outputs_still_linkable": False}
     with pytest.raises(CommandError, match="malformed inference id"):
         call_command("erase_salt", "not-an-id")
     with pytest.raises(CommandError, match="no prediction"):
@@ -105,3 +106,71 @@ def test_it_lets_only_an_admin_erase_through_the_api(prediction, client, alice, 
     missing = client.post("/api/v1/predictions/0190f2c4-0000-7000-8000-000000000000/erase-salt/", {},
                           content_type="application/json")
     assert missing.status_code == 404 and "no prediction" in missing.json()["error"]
+
+
+def _engine_outputs(service: AuditedService, candidates: list[np.ndarray]) -> list[dict]:
+    """What the kept engine answers for each guessed input, run outside the audit (an
+    attacker who has the engine file needs no audited service)."""
+    run = service.loaded.runner.run
+    return [run({"X": c}) for c in candidates]
+
+
+def test_an_erased_input_cannot_be_found_through_its_outputs(prediction, credit_deployment):
+    """Finding 2 of issue 21: knowing 4 of an applicant's 6 features, the reviewer ran
+    every candidate through the kept engine and hashed its outputs; the one whose hash
+    was the entry's output digest was the erased input.  With the output digest salted,
+    the same search finds nothing once the salt is erased, and finds the input (only)
+    while the salt exists, which is what replay needs."""
+    service = AuditedService.open("credit")
+    candidates = [np.array([[age, income, 0.25, 4, 0, 6]], dtype=np.float32)
+                  for age, income in itertools.product(range(18, 81), np.arange(30.0, 62.0, 2.0))]
+    assert sum(np.array_equal(c, APPLICANT) for c in candidates) == 1
+    outputs = _engine_outputs(service, candidates)
+    salt = salt_of(prediction)
+    # while the salt exists, replay checks the outputs: exactly the true input's reproduce the commitment
+    found = [c for c, out in zip(candidates, outputs) if digests.verify_outputs(prediction.output_digest, salt, out)]
+    assert len(found) >= 1 and any(np.array_equal(c, APPLICANT) for c in found)
+    assert digests.output_is_salted(prediction.output_digest)
+    body = LedgerEntry.objects.get(index=prediction.ledger_index).body
+    assert prediction.output_digest in body and salt.hex() not in body
+
+    do_erase_input_salt(prediction.inference_id, acting_user="charlie", reference="DSR-9")
+    entry = ledger.payload_of(LedgerEntry.objects.get(index=prediction.ledger_index))
+    # the reviewer's search: the entry plus the engine, hashing each candidate's outputs
+    unsalted = {digests.tensors_digest(out) for out in outputs}
+    assert entry["output_digest"] not in unsalted
+    assert entry["output_digest"].removeprefix("v2:") not in unsalted
+    # and no salt-free check of any kind is left
+    assert not any(digests.verify_outputs(entry["output_digest"], None, out) for out in outputs)
+
+
+def test_erasing_a_legacy_prediction_says_its_outputs_stay_linkable(prediction, capsys):
+    """Entries written before output commitments were salted keep their plain output
+    hash: they stay verifiable, and erase_salt says what erasing cannot undo."""
+    legacy = Prediction.objects.get(inference_id=prediction.inference_id)
+    Prediction.objects.filter(inference_id=legacy.inference_id).update(output_digest="ab" * 32)  # as an old row
+    legacy.refresh_from_db()
+    assert legacy.outputs_linkable_without_salt
+    assert digests.verify_outputs("ab" * 32, None, {"y": np.zeros(1, np.float32)}) is False
+    out = {"y": np.ones(2, np.float32)}
+    assert digests.verify_outputs(digests.tensors_digest(out), None, out)  # legacy: checkable by anyone
+    call_command("erase_salt", str(legacy.inference_id), "--reference", "DSR-8", "--user", "charlie")
+    text = capsys.readouterr().out
+    assert "WARNING" in text and "plain hash" in text and "What erasure removes" in text
+    erasure = LedgerEntry.objects.get(kind="prediction.salt_erased")
+    assert ledger.payload_of(erasure)["outputs_still_linkable"] is True
+
+
+def test_it_derives_one_key_per_use_of_a_salt():
+    from compliance.lib import salts
+
+    salt = bytes(range(32))
+    commit, encrypt = salts.subkey(salt, salts.OUTPUT_COMMITMENT), salts.subkey(salt, salts.OUTPUT_ENCRYPTION)
+    assert commit != encrypt and len(commit) == len(encrypt) == 32
+    # RFC 5869 HKDF-Expand with the salt as PRK, one block: T(1) = HMAC-SHA256(PRK, info || 0x01)
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+    assert commit == HKDFExpand(hashes.SHA256(), 32, salts.OUTPUT_COMMITMENT).derive(salt)
+    with pytest.raises(ValueError):
+        salts.subkey(b"short", salts.OUTPUT_COMMITMENT)

@@ -84,6 +84,8 @@ BAD_BATCHES = {
     "ten minutes before the deployment": (_bad(lambda r, d: r.update(
         timestamp=(d.created_at - timedelta(minutes=10)).isoformat())), 400, "give or take 0:05:00"),
     "missing field": (_bad(lambda r, d: r.pop("output_digest")), 400, "records[2] is missing output_digest"),
+    "unsalted output digest": (_bad(lambda r, d: r.update(output_digest="ab" * 32)), 400,
+                               "records[2].output_digest must be a salted output commitment"),
     "unknown field": (_bad(lambda r, d: r.update(score=0.7)), 400, "records[2] has unknown field(s) score"),
     "duplicate id in the batch": (_bad(lambda r, d: r.update(inference_id=r["_first_id"])), 400,
                                   "appears twice in this batch (also records[0])"),

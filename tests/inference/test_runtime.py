@@ -13,7 +13,7 @@ import pytest
 from inference import digests
 from inference.provenance.recorder import ListRecorder
 from inference.runtime import AuditedService
-from lineage.models import Prediction
+from lineage.models import Prediction, PredictionSalt
 from lineage.onnx_model import FeedChecker
 
 pytestmark = pytest.mark.embedded
@@ -33,7 +33,8 @@ def test_it_returns_outputs_with_their_provenance(credit_deployment):
     assert meta["deployment"] == {"id": credit_deployment.id, "service": "credit"}
     assert meta["engine_sha256"] == credit_deployment.engine_sha256
     assert 0 < float(meta["latency_ms"]) < 1000
-    assert meta["output_digest"] == digests.tensors_digest(outputs)
+    salt = bytes.fromhex(PredictionSalt.objects.get(inference_id=iid).salt)
+    assert meta["output_digest"] == digests.output_commitment(salt, outputs) != "v2:" + digests.tensors_digest(outputs)
     row = Prediction.objects.get(inference_id=iid)
     assert row.ledger_payload() == {k: meta[k] for k in ("inference_id", "engine_sha256", "timestamp",
                                                           "input_digest", "output_digest")} | {
@@ -48,7 +49,7 @@ def test_it_gives_every_call_its_own_id_and_salt(credit_deployment):
     metas = [service.predict({"X": x})[1] for _ in range(50)]
     assert len({m["inference_id"] for m in metas}) == 50
     assert len({m["input_digest"] for m in metas}) == 50  # same input, fresh salt each time
-    assert len({m["output_digest"] for m in metas}) == 1
+    assert len({m["output_digest"] for m in metas}) == 50  # same outputs too: salted like the input
     assert len({r.salt for r in recorder.records}) == 50
     assert recorder.flush() == 50
 

@@ -57,8 +57,9 @@ def test_it_runs_the_whole_chain(worker, credit_onnx):
     assert meta["deployment"]["id"] == deployment.id
     prediction = Prediction.objects.get(inference_id=meta["inference_id"])
     assert prediction.input_digest == meta["input_digest"]
-    assert prediction.output_digest == digests.tensors_digest(outputs) == meta["output_digest"]
     salt = bytes.fromhex(PredictionSalt.objects.get(inference_id=prediction.inference_id).salt)
+    assert prediction.output_digest == digests.output_commitment(salt, outputs) == meta["output_digest"]
+    assert digests.verify_outputs(prediction.output_digest, salt, outputs)
     assert digests.verify_commitment(prediction.input_digest, salt, {"X": x})
     assert not digests.verify_commitment(prediction.input_digest, salt, {"X": x + 1})
     assert EngineLoad.objects.get().verdict == "verified"

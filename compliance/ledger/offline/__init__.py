@@ -1,10 +1,10 @@
 """Offline verifier for TraceLedger evidence bundles ("traceledger-evidence/v1").
 
-    python -m compliance.verify_bundle BUNDLE [--key PUBKEY ...] [--json]
+    python -m compliance.verify_bundle BUNDLE [--key [PURPOSE=]PUBKEY ...] [--json]
     python -m compliance.ledger.offline BUNDLE ...      (the same)
 
-Needs only the standard library and `cryptography`, plus three pure modules of
-the trust core (compliance.ledger: merkle, notes, dsse); no Django, no database, no network.  It checks
+Needs only the standard library and `cryptography`, plus four pure modules of
+the trust core (compliance.ledger: merkle, notes, dsse, purposes); no Django, no database, no network.  It checks
 every signature (the checkpoint note under the ledger key, witness cosignatures, each
 engine's DSSE envelope under the build key), every digest, every link of each chain
 (prediction → deployment → engine → build → ONNX model → commit → submitter), the
@@ -30,17 +30,24 @@ newline): no byte of a bundle can change without verification failing.  Its fiel
 where R = {record: the entry's payload, entry: {index, body: the entry's exact canonical
 JSON text, proof: [base64 RFC 9162 inclusion proof hashes at the checkpoint's size]}}.
 
---key PUBKEY pins a trusted key (repeat it for the ledger, build and witness keys).
-A PUBKEY file holds one of:
+--key [PURPOSE=]PUBKEY pins a trusted key for one purpose (repeat it for the ledger, build
+and witness keys).  A PUBKEY file holds one of:
   * a C2SP verifier key line `name+hex8+base64(type || key)` (as published beside our
     checkpoints; the name must then match too), one or more lines;
   * a PEM "PUBLIC KEY" (SubjectPublicKeyInfo) Ed25519 key;
   * the raw 32-byte Ed25519 key in base64 (or 64 hex digits), one or more lines.
+Its purpose (ledger, build or witness) comes from PURPOSE=, from a `purpose: build` line
+in the file, or from the names `export_report --keys DIR` writes (ledger.vkey, build.pub,
+witness.vkey); a key of no stated purpose is refused.  A key counts only for its purpose
+(compliance.ledger.purposes): a checkpoint only under a pinned ledger key whose signature
+line is named after the checkpoint's origin, an engine manifest only under a pinned build
+key, a cosignature only under a pinned witness key.  A cosignature dated more than
+MAX_CLOCK_SKEW_S (600 s) ahead of the verifier's clock is refused.
 With --key, the checkpoint and every engine manifest must be signed by pinned keys.
 Without it the keys carried in the bundle are used, and the verifier says so: that
 proves integrity, not origin.
 
 The package: `parse` (the canonical bytes and the document's fields), `pinned` (key
 files), `results` (one verdict per link), `checks` (the Verifier, `verify_bytes`),
-`report` (the text verdict and the command line). Nothing here imports Django.
+`disclosure` (a disclosed input), `report` (the text verdict and the command line). Nothing here imports Django.
 """

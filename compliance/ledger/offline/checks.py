@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from compliance.ledger import dsse, merkle, notes
-from compliance.ledger.offline.commitments import input_commitment
+from compliance.ledger import dsse, merkle, notes, purposes
+from compliance.ledger.offline.disclosure import disclosed_check
 from compliance.ledger.offline.parse import (
-    _DTYPE,
-    _HEX64,
     BODY_KEYS,
     CHAIN_KEYS,
     FORMAT,
@@ -32,6 +30,9 @@ from compliance.ledger.offline.parse import (
 )
 from compliance.ledger.offline.pinned import PinnedKey
 from compliance.ledger.offline.results import Check, Result, _Link
+
+# A cosignature dated later than this verifier's clock plus this skew is refused.
+MAX_CLOCK_SKEW_S = 600
 
 
 @dataclass
@@ -54,8 +55,10 @@ class Verifier:
         self.entries_ok = 0
         self.used_keys: set[tuple[str, bytes]] = set()
 
-    def is_pinned(self, raw: bytes, name: str | None = None) -> bool:
-        return any(p.matches(raw, name) for p in self.pinned)
+    def is_pinned(self, raw: bytes, name: str | None, purpose: str) -> bool:
+        """Whether `raw` (signing as `name`) is pinned for `purpose`: a key pinned for
+        another purpose does not count (compliance.ledger.purposes)."""
+        return any(p.matches(raw, name, purpose) for p in self.pinned)
 
     # ---- checkpoint and keys
 
@@ -78,12 +81,18 @@ class Verifier:
             self.checks.append(Check("checkpoint", False, f"malformed checkpoint note: {exc}"))
             return False
         self.size, self.root = cp.size, cp.root_hash
+        self._one_purpose_per_key(link, ledger, witnesses)
         ledger_sigs, witness_sigs = 0, []
+        latest = int(time.time()) + MAX_CLOCK_SKEW_S
         for sig in sigs:
             who = f"{sig.name}+{sig.key_id.hex()}"
             lk = next((v for v in ledger if (v.name, v.key_id) == (sig.name, sig.key_id)), None)
             wk = next((v for v in witnesses if (v.name, v.key_id) == (sig.name, sig.key_id)), None)
             if lk is not None:
+                problem = purposes.may_sign(purposes.LEDGER, purposes.CHECKPOINT, key_name=lk.name, origin=cp.origin)
+                if not link.need(not problem and lk.sig_type == notes.SIG_ED25519,
+                                 f"signature {who} does not count: {problem or 'a ledger key signs Ed25519 notes'}"):
+                    continue
                 try:
                     notes.verify_note(note, [lk])
                 except notes.NoteError as exc:
@@ -92,20 +101,22 @@ class Verifier:
                 self.used_keys.add(("ledger", lk.key_id))
                 ledger_sigs += 1
                 if self.pinned:
-                    link.need(self.is_pinned(lk.public_key, lk.name),
-                              f"checkpoint signed by ledger key {who}, which is not pinned with --key")
+                    link.need(self.is_pinned(lk.public_key, lk.name, purposes.LEDGER),
+                              f"checkpoint signed by {who}, which is not pinned with --key as a ledger key")
             elif wk is not None:
                 try:
                     if wk.sig_type == notes.SIG_COSIGNATURE_V1:
-                        ts = notes.verify_cosignature(note, wk.name, wk.public_key)
+                        ts = notes.verify_cosignature(note, wk.name, wk.public_key, not_after=latest)
                     else:
                         notes.verify_note(note, [wk])
                         ts = None
                 except notes.NoteError as exc:
-                    link.need(False, f"witness signature {who} does not verify: {exc}")
+                    link.need(False, f"witness signature {who} does not verify: {exc}"
+                                     + (f" (more than {MAX_CLOCK_SKEW_S} s ahead of this clock)"
+                                        if "future" in str(exc) else ""))
                     continue
                 self.used_keys.add(("witness", wk.key_id))
-                pinned = "pinned" if self.is_pinned(wk.public_key, wk.name) else "key from the bundle"
+                pinned = "pinned" if self.is_pinned(wk.public_key, wk.name, purposes.WITNESS) else "key from the bundle"
                 when = f" at {datetime.fromtimestamp(ts, timezone.utc).isoformat()}" if ts is not None else ""
                 witness_sigs.append(f"{wk.name}{when} ({pinned})")
             else:
@@ -119,6 +130,16 @@ class Verifier:
         self.checks.append(link.check(
             f"{cp.origin} size {cp.size} root {base64.b64encode(cp.root_hash).decode()} signed by the ledger key{cosigned}"))
         return True
+
+    def _one_purpose_per_key(self, link: _Link, ledger: list, witnesses: list) -> None:
+        """A key has one purpose: the same key listed for two is refused."""
+        seen: dict[bytes, str] = {}
+        for purpose, raws in ((purposes.LEDGER, [v.public_key for v in ledger]), (purposes.BUILD, self.build_keys.values()),
+                              (purposes.WITNESS, [v.public_key for v in witnesses])):
+            for raw in raws:
+                other = seen.setdefault(raw, purpose)
+                link.need(other == purpose, f"key {base64.b64encode(raw).decode()[:16]} is listed as a {other} key and "
+                                            f"as a {purpose} key: a key has one purpose")
 
     def _vkey(self, value, where: str) -> notes.VerifierKey:
         try:
@@ -196,8 +217,8 @@ class Verifier:
         if signer:
             self.used_keys.add(("build", bytes.fromhex(signer)))
             if self.pinned:
-                eng_link.need(self.is_pinned(self.build_keys[signer]),
-                              f"engine manifest signed by build key {signer[:16]}, which is not pinned with --key")
+                eng_link.need(self.is_pinned(self.build_keys[signer], None, purposes.BUILD),
+                              f"engine manifest signed by key {signer[:16]}, which is not pinned with --key as a build key")
         bld_link = _Link("build")
         build, build_e = self.entry(item["build"], f"{where}.build", "build.requested", bld_link)
         started, started_e = self.entry(item["build_started"], f"{where}.build_started", "build.started", bld_link)
@@ -385,7 +406,7 @@ class Verifier:
         self._alerts()
         self._case_events(scope)
         self._keys_registered()
-        self._disclosed(scope, preds)
+        self.checks.extend(disclosed_check(self.bundle["disclosed_input"], scope, preds))
         for kid in self.build_keys:
             if ("build", bytes.fromhex(kid)) not in self.used_keys:
                 self.checks.append(Check("keys", False, f"build key {kid[:16]} in the bundle signs nothing"))
@@ -446,41 +467,6 @@ class Verifier:
         how = "pinned with --key" if self.pinned else "taken from the bundle itself — pin them with --key"
         self.checks.append(link.check(f"{len(items)} key registration(s) found in the ledger; keys {how}"))
 
-    def _disclosed(self, scope: dict, preds: list[dict]) -> None:
-        disclosed = self.bundle["disclosed_input"]
-        if disclosed is None:
-            return
-        link = _Link("input")
-        _keys(disclosed, {"inference_id", "salt", "tensors"}, "disclosed_input")
-        salt = _str(disclosed["salt"], "disclosed_input.salt")
-        if not _HEX64.fullmatch(salt):
-            raise Malformed("disclosed_input.salt must be 64 lowercase hex digits")
-        tensors = []
-        for i, t in enumerate(_list(disclosed["tensors"], "disclosed_input.tensors")):
-            where = f"disclosed_input.tensors[{i}]"
-            _keys(t, {"name", "dtype", "shape", "data"}, where)
-            m = _DTYPE.fullmatch(_str(t["dtype"], f"{where}.dtype"))
-            shape = [_int(d, f"{where}.shape") for d in _list(t["shape"], f"{where}.shape")]
-            data = _b64(t["data"], f"{where}.data")
-            if not m:
-                raise Malformed(f"{where}.dtype must look like <f4, <i8, <b1")
-            count = 1
-            for d in shape:
-                count *= d
-            if len(data) != count * int(m.group(2)):
-                raise Malformed(f"{where}: {len(data)} bytes do not fill shape {shape} of {t['dtype']}")
-            tensors.append((_str(t["name"], f"{where}.name"), t["dtype"], shape, data))
-        names = [t[0] for t in tensors]
-        if names != sorted(set(names)):
-            raise Malformed("disclosed_input.tensors must be sorted by name, each name once")
-        pred = next((p for p in preds if p.get("inference_id") == disclosed["inference_id"]), None)
-        if link.need(pred is not None and scope["kind"] != "service", "the disclosed input's prediction is not the bundle's"):
-            digest = input_commitment(bytes.fromhex(salt), tensors)
-            link.need(hmac.compare_digest(digest, str(pred.get("input_digest"))),
-                      "disclosed input and salt do not match the prediction's input commitment")
-        shapes = ", ".join(f"{n} {d}{list(s)}" for n, d, s, _ in tensors)
-        self.checks.append(link.check(f"disclosed input ({shapes}) matches the salted commitment in the ledger"))
-
 
 def verify_bytes(data: bytes, pinned: list[PinnedKey] | None = None) -> Result:
     """Verify a bundle given as bytes; never raises on bad input, reports it."""
@@ -493,5 +479,7 @@ def verify_bytes(data: bytes, pinned: list[PinnedKey] | None = None) -> Result:
         return Result([Check("bundle", False, f"malformed bundle: {exc}")], bool(pinned))
     except (KeyError, TypeError, AttributeError, ValueError, RecursionError) as exc:  # RecursionError: nested text
         return Result([Check("bundle", False, f"malformed bundle: {type(exc).__name__}: {exc}")], bool(pinned))
+    except (ArithmeticError, OSError, RecursionError, MemoryError) as exc:  # fails closed, never a traceback
+        return Result([Check("bundle", False, f"bundle cannot be checked: {type(exc).__name__}: {exc}")], bool(pinned))
     checks.insert(0, Check("bundle", True, f"{FORMAT}, {len(data)} bytes, canonical encoding"))
     return Result(checks, bool(pinned), bundle["scope"])

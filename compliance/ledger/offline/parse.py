@@ -16,10 +16,10 @@ CHAIN_KEYS = {"deployment", "engine_manifest", "build", "build_started", "build_
 BODY_KEYS = {"index", "kind", "subject", "actor", "time", "payload"}
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _DTYPE = re.compile(r"<([biufc])([0-9]{1,2})")
-# A bundle nests about ten levels deep; anything past MAX_DEPTH is refused as malformed
-# (never a RecursionError), and a file over MAX_BUNDLE_BYTES is not read at all.
-MAX_DEPTH = 64
-MAX_BUNDLE_BYTES = 1 << 30
+# Bounds checked before any parsing: the largest bundle a service export can make is a
+# few MiB per thousand predictions, and no field nests deeper than 8.
+MAX_BUNDLE_BYTES = 256 * 1024 * 1024
+MAX_DEPTH = 32
 
 
 def encode_bundle(bundle: dict) -> bytes:
@@ -53,21 +53,27 @@ def _no_floats(text):
     raise Malformed(f"non-integer number {text!r}: bundles carry no floats")
 
 
-def too_deep(value, limit: int = MAX_DEPTH) -> bool:
-    """True when `value` nests lists/objects deeper than `limit` (iteratively)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        if children and depth > limit:
-            return True
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return False
+def _depth_ok(data: bytes) -> bool:
+    """Whether no JSON array or object nests deeper than MAX_DEPTH (strings left out)."""
+    depth = 0
+    for b in _STRING.sub(b"", data).translate(None, _NOT_BRACKETS):
+        depth += 1 if b in b"[{" else -1
+        if depth > MAX_DEPTH:
+            return False
+    return True
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 def parse_bundle(data: bytes) -> dict:
+    if not isinstance(data, (bytes, bytearray)):
+        raise Malformed("a bundle is bytes")
     if len(data) > MAX_BUNDLE_BYTES:
-        raise Malformed(f"the bundle has {len(data)} bytes, more than the {MAX_BUNDLE_BYTES} byte limit")
+        raise Malformed(f"larger than {MAX_BUNDLE_BYTES} bytes")
+    if not _depth_ok(data):
+        raise Malformed(f"the bundle nests deeper than {MAX_DEPTH} levels")
     try:
         bundle = json.loads(data.decode("ascii"), object_pairs_hook=_reject_duplicates,
                             parse_float=_no_floats, parse_constant=_no_floats)
@@ -77,8 +83,6 @@ def parse_bundle(data: bytes) -> dict:
         raise Malformed(f"the bundle nests deeper than {MAX_DEPTH} levels") from None
     if not isinstance(bundle, dict):
         raise Malformed("a bundle is a JSON object")
-    if too_deep(bundle):
-        raise Malformed(f"the bundle nests deeper than {MAX_DEPTH} levels")
     if encode_bundle(bundle) != data:
         raise Malformed("bytes are not the canonical encoding of the bundle: it was edited")
     _keys(bundle, TOP_KEYS, "bundle")

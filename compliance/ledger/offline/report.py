@@ -8,7 +8,7 @@ import sys
 
 from compliance.ledger.offline.checks import verify_bytes
 from compliance.ledger.offline.parse import MAX_BUNDLE_BYTES
-from compliance.ledger.offline.pinned import load_key_file
+from compliance.ledger.offline.pinned import load_key_file, parse_key_argument
 from compliance.ledger.offline.results import Result
 
 
@@ -34,14 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m compliance.verify_bundle",
                                      description="Verify a TraceLedger evidence bundle offline.")
     parser.add_argument("bundle", help="the evidence bundle (JSON)")
-    parser.add_argument("--key", action="append", default=[], metavar="PUBKEY",
-                        help="pin a trusted public key file (vkey line, PEM or raw base64 Ed25519); repeatable")
+    parser.add_argument("--key", action="append", default=[], metavar="[PURPOSE=]PUBKEY",
+                        help="pin a trusted public key file (vkey line, PEM or raw base64 Ed25519) for its purpose: "
+                             "ledger, build or witness, from PURPOSE=, a 'purpose:' line in the file or the names "
+                             "export_report gives (ledger.vkey, build.pub, witness.vkey); repeatable")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     try:
-        pinned = [k for path in args.key for k in load_key_file(path)]
+        pinned = [k for arg in args.key for k in load_key_file(*reversed(parse_key_argument(arg)))]
         with open(args.bundle, "rb") as f:
-            data = f.read(MAX_BUNDLE_BYTES + 1)
+            data = f.read(MAX_BUNDLE_BYTES + 1)  # a larger file is refused by parse_bundle, unread
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -4,7 +4,7 @@ import getpass
 from pathlib import Path
 
 from compliance.investigation.evidence import Scope, parse_time
-from compliance.investigation.exports import do_export_report, load_npz, write_atomically
+from compliance.investigation.exports import do_export_report, load_npz, private_directory_problem, write_atomically
 from compliance.lib.cli import ContractCommand
 from compliance.lib.ids import parse_inference_id
 
@@ -24,6 +24,9 @@ class Command(ContractCommand):
         parser.add_argument("--disclose-input", metavar="NPZ",
                             help="the data subject's input (.npz); put it and its salt in the bundle "
                                  "after checking it against the prediction's commitment")
+        parser.add_argument("--user", metavar="USERNAME",
+                            help="with --disclose-input: the user, holding the discloser role, who attempts the "
+                                 "disclosure (recorded in the ledger, rate-limited)")
         parser.add_argument("--keys", metavar="DIR",
                             help="also write the public keys to pin (ledger.vkey, build.pub, witness.vkey) into DIR")
         parser.add_argument("--max-predictions", type=int, default=1000,
@@ -54,10 +57,19 @@ class Command(ContractCommand):
             raise ValueError("--max-predictions must be at least 1")
         if o["disclose_input"] and not o["bundle"]:
             raise ValueError("--disclose-input goes into the bundle: give --bundle FILE")
+        if o["disclose_input"] and private_directory_problem(o["bundle"]):
+            raise ValueError(f"--bundle: {private_directory_problem(o['bundle'])}")
         disclose = load_npz(o["disclose_input"]) if o["disclose_input"] else None
+        discloser = None
+        if disclose is not None:
+            from django.contrib.auth import get_user_model
+
+            discloser = get_user_model().objects.filter(username=o["user"] or "").first()
+            if discloser is None:
+                raise ValueError("--disclose-input needs --user USERNAME, a user holding the discloser role")
 
         export = do_export_report(scope, acting_user=getpass.getuser(), pdf=bool(o["pdf"]),
-                                  bundle=bool(o["bundle"]), disclose=disclose,
+                                  bundle=bool(o["bundle"]), disclose=disclose, discloser=discloser,
                                   bundle_name=Path(o["bundle"]).name if o["bundle"] else "",
                                   max_predictions=o["max_predictions"])
         written = {}
@@ -67,7 +79,7 @@ class Command(ContractCommand):
                 written[kind] = {"path": str(Path(o[kind]).resolve())} | export.digests()[kind]
         if o["keys"]:
             for name, text in export.evidence.key_files().items():
-                write_atomically(Path(o["keys"]) / name, text.encode())
+                write_atomically(Path(o["keys"]) / name, text.encode(), mode=0o644)  # public keys
                 written[name] = {"path": str((Path(o["keys"]) / name).resolve())}
         lines = [f"Exported {scope.label} (ledger entry #{export.ledger_index}, "
                  f"checkpoint size {export.evidence.checkpoint.size})"]
@@ -77,7 +89,8 @@ class Command(ContractCommand):
             else:
                 lines.append(f"  key    {info['path']}")
         if o["bundle"]:
-            lines.append(f"Verify offline: python -m compliance.verify_bundle {o['bundle']} --key ledger.vkey --key build.pub")
+            lines.append(f"Verify offline: python -m compliance.verify_bundle {o['bundle']} --key ledger.vkey --key build.pub"
+                         + (" --key witness.vkey" if export.evidence.witness_vkeys else ""))
         data = {"scope": scope.to_dict(), "ledger_index": export.ledger_index,
                 "checkpoint_size": export.evidence.checkpoint.size, "files": written,
                 "predictions": len(export.evidence.predictions),

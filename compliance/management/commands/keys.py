@@ -6,7 +6,8 @@ from compliance.lib.cli import ContractCommand
 
 
 class Command(ContractCommand):
-    help = "Signing keys: `keys list`, `keys rotate --purpose P`, `keys revoke KEY_ID --reason R`."
+    help = ("Signing keys: `keys list`, `keys rotate --purpose P`, `keys revoke KEY_ID --reason R`, "
+            "`keys purge` (destroy retired private keys that earlier versions kept).")
     user_errors = ContractCommand.user_errors + (keys.KeyFileError,)
 
     def add_command_arguments(self, parser):
@@ -17,7 +18,8 @@ class Command(ContractCommand):
         revoke = sub.add_parser("revoke", help="revoke a key: what it signs from now on no longer verifies")
         revoke.add_argument("key_id", help="key id or an unambiguous prefix (8+ hex digits)")
         revoke.add_argument("--reason", required=True)
-        for p in (rotate, revoke, sub.choices["list"]):
+        sub.add_parser("purge", help="destroy the retired/revoked private key files earlier versions kept on disk")
+        for p in (rotate, revoke, sub.choices["list"], sub.choices["purge"]):
             p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
 
     def run(self, **o):
@@ -26,7 +28,7 @@ class Command(ContractCommand):
             new, old = keys.rotate(o["purpose"], actor=actor)
             lines = [f"new {new.purpose} key {new.key_id}"]
             if old:
-                lines.append(f"retired {old.key_id} (file {keys.set_aside_path(old.purpose, old.key_id, 'retired').name})")
+                lines.append(f"retired {old.key_id}: its private key is destroyed")
             if new.purpose == "ledger":
                 from compliance.ledger.checkpoints import ledger_vkey
 
@@ -40,6 +42,10 @@ class Command(ContractCommand):
                 lines.append(f"it was current: new {key.purpose} key {replacement.key_id}")
             return "\n".join(lines), {"revoked": key.to_dict(),
                                       "replacement": replacement.to_dict() if replacement else None}
+        if o["action"] == "purge":
+            destroyed = keys.purge(actor=actor)
+            lines = [f"destroyed {name}" for name in destroyed] or ["no retired private key on disk"]
+            return "\n".join(lines), {"destroyed": destroyed}
         rows = keys.list_keys()
         lines = [f"{'key id':<18} {'purpose':<8} {'state':<8} current  created"]
         for k in rows:
