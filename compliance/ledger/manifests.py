@@ -9,18 +9,24 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from compliance.ledger import dsse, keys
+from compliance.ledger import dsse, keyevents, keys
 from compliance.models import SigningKey
 
 VERIFIED = "verified"
 
 
 def key_lookup(purpose: str = "build", signed_at: datetime | None = None):
-    """key id → public key for registered keys of `purpose`; a key revoked at or before
-    `signed_at` (or revoked with no signing time known) is reported as revoked."""
+    """key id → public key for keys the ledger registered for `purpose`; a key revoked
+    at or before `signed_at` (or revoked with no signing time known) is reported as
+    revoked.  The state comes from the key entries; a key-table row that disagrees
+    with them is reported (and never believed)."""
     def lookup(key_id: str):
-        key = SigningKey.objects.filter(key_id=key_id, purpose=purpose).first()
-        if key is None:
+        key = keyevents.state_of(key_id)
+        row = SigningKey.objects.filter(key_id=key_id).first()
+        difference = keyevents.compare_row(row, key) if row is not None else None
+        if difference is not None:
+            keyevents.report([difference], "verifying an engine manifest")
+        if key is None or key.purpose != purpose:
             return None
         if key.revoked_at is not None and (signed_at is None or key.revoked_at <= signed_at):
             raise dsse.EnvelopeError("revoked", f"signing key {key_id[:16]} was revoked at {key.revoked_at.isoformat()}")
