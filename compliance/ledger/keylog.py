@@ -78,6 +78,7 @@ class KeyState:
     revoked_at: datetime | None = None
     revocation_reason: str = ""
     replaced_by: str | None = None
+    name: str | None = None  # a witness's key name, when registered with one
 
     @property
     def state(self) -> str:
@@ -169,7 +170,8 @@ def _register(log: KeyLog, index: int, payload: dict, when: str) -> None:
         log.problems.append((index, f"key {key_id[:16]} registered twice"))
         return
     purpose = payload.get("purpose")
-    key = KeyState(key_id, str(purpose), str(payload.get("algorithm") or "ed25519"), public, index, _time(when))
+    key = KeyState(key_id, str(purpose), str(payload.get("algorithm") or "ed25519"), public, index, _time(when),
+                   name=payload.get("name") if isinstance(payload.get("name"), str) else None)
     replaces = payload.get("replaces")
     if replaces:
         key.replaces = replaces

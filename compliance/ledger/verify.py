@@ -94,6 +94,15 @@ class _Anchor:
     root: bytes
 
 
+def _anchor_gone(last: VerificationRun, n: int) -> None:
+    """The checkpoint an earlier successful run reached is gone: say how."""
+    if last.checkpoint_size > n:
+        raise Failure(n, f"truncated: the ledger has {n} entries, fewer than checkpoint #{last.checkpoint_id} (size "
+                         f"{last.checkpoint_size}) that verification run #{last.id} reached, which is missing too")
+    raise Failure(last.checkpoint_size, f"checkpoints deleted: checkpoint #{last.checkpoint_id} (size "
+                                        f"{last.checkpoint_size}) that verification run #{last.id} reached is missing")
+
+
 def _fold(stack: list[bytes]) -> bytes:
     """Root of the tree whose perfect subtrees, largest first, are `stack`."""
     if not stack:
@@ -151,6 +160,9 @@ class _Verifier:
         if bounds["hi"] is not None and bounds["hi"] >= n:
             raise Failure(n, f"entry #{bounds['hi']} lies beyond the ledger head ({n} entries): "
                              f"a row was inserted outside the append path")
+        last = VerificationRun.objects.filter(ok=True, checkpoint_id__isnull=False).order_by("-id").first()
+        if last is not None and not Checkpoint.objects.filter(id=last.checkpoint_id).exists():
+            _anchor_gone(last, n)
         differs = keyevents.differences(self.key_log)
         if differs:
             raise Failure(differs[0].index if differs[0].index is not None else n, keyevents.describe(differs))
@@ -170,8 +182,7 @@ class _Verifier:
         cp = Checkpoint.objects.filter(id=last.checkpoint_id).first()
         # a missing or changed anchor is tampering, never a reason to quietly start over
         if cp is None:
-            raise Failure(last.checkpoint_size, f"checkpoints deleted: checkpoint #{last.checkpoint_id} (size "
-                                                f"{last.checkpoint_size}) that the last verification reached is missing")
+            _anchor_gone(last, n)
         if cp.size != last.checkpoint_size or cp.root_hash != last.checkpoint_root:
             raise Failure(last.checkpoint_size, f"checkpoint #{cp.id} that the last verification reached has changed "
                                                 f"(size {last.checkpoint_size} → {cp.size})")
