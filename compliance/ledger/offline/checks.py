@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from compliance.ledger import dsse, merkle, notes
+from compliance.ledger import dsse, merkle, notes, trustfile
+from compliance.ledger.offline import completeness
 from compliance.ledger.offline.commitments import input_commitment
 from compliance.ledger.offline.parse import (
     _DTYPE,
@@ -45,9 +46,11 @@ class Entry:
 
 
 class Verifier:
-    def __init__(self, bundle: dict, pinned: list[PinnedKey]):
+    def __init__(self, bundle: dict, pinned: list[PinnedKey], trust: trustfile.TrustFile | None = None):
         self.bundle = bundle
         self.pinned = pinned
+        self.trust = trust
+        self.note, self.extensions = "", ()
         self.checks: list[Check] = []
         self.size = 0
         self.root = b""
@@ -78,6 +81,7 @@ class Verifier:
             self.checks.append(Check("checkpoint", False, f"malformed checkpoint note: {exc}"))
             return False
         self.size, self.root = cp.size, cp.root_hash
+        self.note, self.extensions = note, cp.extensions
         ledger_sigs, witness_sigs = 0, []
         for sig in sigs:
             who = f"{sig.name}+{sig.key_id.hex()}"
@@ -119,6 +123,12 @@ class Verifier:
         self.checks.append(link.check(
             f"{cp.origin} size {cp.size} root {base64.b64encode(cp.root_hash).decode()} signed by the ledger key{cosigned}"))
         return True
+
+    def bundle_keys(self) -> dict[str, list[bytes]]:
+        keys = self.bundle["keys"]
+        return {"ledger": [notes.parse_vkey(v).public_key for v in keys["ledger"]],
+                "build": list(self.build_keys.values()),
+                "witness": [notes.parse_vkey(v).public_key for v in keys["witness"]]}
 
     def _vkey(self, value, where: str) -> notes.VerifierKey:
         try:
@@ -335,6 +345,7 @@ class Verifier:
             _str(scope["service"], "scope.service")
         if not self.checkpoint():
             return self.checks
+        completeness.check_signature(self)
 
         chains, chain_order = {}, []
         for i, item in enumerate(_list(b["deployments"], "deployments")):
@@ -384,7 +395,9 @@ class Verifier:
 
         self._alerts()
         self._case_events(scope)
-        self._keys_registered()
+        completeness.check_key_events(self)
+        if self.trust is not None:
+            completeness.check_quorum(self, self.trust)
         self._disclosed(scope, preds)
         for kid in self.build_keys:
             if ("build", bytes.fromhex(kid)) not in self.used_keys:
@@ -428,24 +441,6 @@ class Verifier:
                           f"case_events[{i}] is about another prediction")
         self.checks.append(link.check(f"{len(items)} case event(s), each included in the checkpoint"))
 
-    def _keys_registered(self) -> None:
-        items = _list(self.bundle["key_registrations"], "key_registrations")
-        link = _Link("keys")
-        keys = self.bundle["keys"]
-        ledger_raw = {base64.b64encode(notes.parse_vkey(v).public_key).decode() for v in keys["ledger"]}
-        witness_raw = {base64.b64encode(notes.parse_vkey(v).public_key).decode() for v in keys["witness"]}
-        known = {"ledger": ledger_raw, "build": set(keys["build"]), "witness": witness_raw}
-        for i, ar in enumerate(items):
-            rec, e = self.entry(ar, f"key_registrations[{i}]", "key.registered", link)
-            if e:
-                link.need(rec.get("public_key") in known.get(rec.get("purpose"), set()),
-                          f"key_registrations[{i}] registers a key that is not in the bundle")
-                raw = base64.b64decode(str(rec.get("public_key")))
-                link.need(rec.get("key_id") == hashlib.sha256(raw).hexdigest(),
-                          f"key_registrations[{i}] key id does not match its key")
-        how = "pinned with --key" if self.pinned else "taken from the bundle itself — pin them with --key"
-        self.checks.append(link.check(f"{len(items)} key registration(s) found in the ledger; keys {how}"))
-
     def _disclosed(self, scope: dict, preds: list[dict]) -> None:
         disclosed = self.bundle["disclosed_input"]
         if disclosed is None:
@@ -482,12 +477,16 @@ class Verifier:
         self.checks.append(link.check(f"disclosed input ({shapes}) matches the salted commitment in the ledger"))
 
 
-def verify_bytes(data: bytes, pinned: list[PinnedKey] | None = None) -> Result:
-    """Verify a bundle given as bytes; never raises on bad input, reports it."""
+def verify_bytes(data: bytes, pinned: list[PinnedKey] | None = None,
+                 trust: trustfile.TrustFile | None = None) -> Result:
+    """Verify a bundle given as bytes; never raises on bad input, reports it.  With a
+    trust file, its keys (and keys chained to them) are the pinned keys."""
     pinned = list(pinned or [])
     try:
         bundle = parse_bundle(data)
-        verifier = Verifier(bundle, pinned)
+        if trust is not None:
+            pinned = completeness.trust_pins(trust, bundle) + pinned
+        verifier = Verifier(bundle, pinned, trust)
         checks = verifier.run()
     except Malformed as exc:
         return Result([Check("bundle", False, f"malformed bundle: {exc}")], bool(pinned))
