@@ -142,20 +142,23 @@ def accept_alarm(report: dict, signature: str) -> str:
     if kind is None:
         raise WitnessError("an alarm is a fork or a rollback")
     key = next((k for k in pinned() if k.key_id == report.get("key_id")), None)
-    if key is None:
-        raise WitnessError("the alarm is not from a registered witness key")
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    try:
-        Ed25519PublicKey.from_public_bytes(key.raw).verify(base64.b64decode(signature, validate=True),
-                                                          alarm_message(report))
-    except (InvalidSignature, ValueError):
-        raise WitnessError("the alarm's signature does not verify") from None
-    message = f"witness {name_of(key)}: {str(report.get('message', ''))[:400]}"
+    if key is not None:
+        try:
+            Ed25519PublicKey.from_public_bytes(key.raw).verify(base64.b64decode(signature, validate=True),
+                                                              alarm_message(report))
+        except (InvalidSignature, ValueError):
+            raise WitnessError("the alarm's signature does not verify") from None
+    # A rollback can take the witness's own registration with it: an alarm from a key
+    # this ledger no longer knows is still raised, marked unverified (a false alarm
+    # costs a look; a silenced one costs the history).
+    who = name_of(key) if key is not None else f"{str(report.get('witness'))[:100]} (key not registered in this ledger)"
+    message = f"witness {who}: {str(report.get('message', ''))[:400]}"
     events.report(kind, message, severity="critical", subject="ledger",
                   details={k: report.get(k) for k in ("kind", "message", "size", "cosigned_size", "key_id")}
-                  | {"witness": name_of(key), "remote": True})
+                  | {"witness": who, "remote": True, "verified": key is not None})
     return kind
 
 
