@@ -280,8 +280,20 @@ def revoke(ref: str, *, reason: str, actor: str = "system"):
 
 
 def list_keys() -> list[dict]:
+    """Keys as the ledger's key entries register them, with whether their key-table
+    row (a cache) agrees."""
+    from compliance.ledger import keyevents
     from compliance.models import SigningKey
 
     current = {p: current_key_id(p) for p in PURPOSES}
-    return [k.to_dict() | {"current": current.get(k.purpose) == k.key_id}
-            for k in SigningKey.objects.order_by("purpose", "created_at", "id")]
+    rows = {k.key_id: k for k in SigningKey.objects.all()}
+    listed = []
+    for key in sorted(keyevents.load().keys.values(), key=lambda k: (k.purpose, k.registered_index)):
+        row = rows.get(key.key_id)
+        difference = keyevents.compare_row(row, key) if row is not None else None
+        listed.append(key.to_dict() | {
+            "current": current.get(key.purpose) == key.key_id,
+            "created_at": row.created_at.isoformat() if row else None,
+            "key_table": "agrees" if row is not None and difference is None else (
+                difference.message if difference else "no key table row")})
+    return listed

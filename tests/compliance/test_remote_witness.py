@@ -105,3 +105,16 @@ def test_it_refuses_a_cosignature_from_an_unregistered_witness(log):
     refused = run(log)
     assert refused.returncode == 1 and "no cosignature by a registered witness key" in refused.stderr
     assert not WitnessCosignature.objects.exists()
+
+
+def test_it_refuses_an_alarm_whose_signature_does_not_verify(log, client, alice):
+    vkey = remote("init", "--dir", log["dir"], "--name", NAME).stdout.strip()
+    key = witnesses.register_remote(vkey)
+    client.force_login(alice)
+    report = {"kind": "fork", "message": "made up", "size": 1, "cosigned_size": 2, "key_id": key.key_id, "witness": NAME}
+    response = client.post("/api/v1/ledger/witness/alarms/", {"report": report, "signature": "A" * 86 + "=="},
+                           content_type="application/json")
+    assert response.status_code == 400 and "does not verify" in response.json()["error"]
+    assert not Alert.objects.filter(kind="ledger.fork_detected").exists()
+    bad = client.post("/api/v1/ledger/witness/cosignatures/", {"note": "not a note"}, content_type="application/json")
+    assert bad.status_code == 400 and not WitnessCosignature.objects.exists()

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import CommandError, call_command
 
-from compliance.ledger import checkpoints, dsse, keyevents, keys, ledger, trustcheck, trustfile
+from compliance.ledger import checkpoints, dsse, keyevents, keys, ledger, proofs, trustcheck, trustfile
 from compliance.ledger.manifests import key_lookup
 from compliance.ledger.verify import verify_ledger
 from compliance.ledger.witness import Witness
@@ -174,8 +174,10 @@ def test_an_inserted_key_row_is_detected_and_never_believed(trusted, capsys):
     SigningKey.objects.create(key_id=keys.key_id_for(raw), purpose="build", public_key=base64.b64encode(raw).decode())
     code, line = check(trusted, capsys)
     assert code == 1 and "(key table differs from the ledger)" in line and "inserted" in line, line
-    # the loader does not take the row's word for it, and says so
+    # the loader does not take the row's word for it, and says so; so does the keys API
     assert key_lookup()(keys.key_id_for(raw)) is None
+    assert [d["kind"] for d in proofs.key_table_differences()] == ["inserted"]
+    assert keys.key_id_for(raw) not in {k["key_id"] for k in proofs.public_keys()}
     assert Alert.objects.filter(kind="keys.table_differs", severity="critical").exists()
 
 
