@@ -136,8 +136,8 @@ def _key(item, i: int) -> TrustedKey:
 def parse(data: bytes) -> TrustFile:
     try:
         doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise TrustFileError(f"not a JSON trust file ({exc})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise TrustFileError(f"not a JSON trust file ({type(exc).__name__})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise TrustFileError(f"not a {FORMAT} file")
     keys = doc.get("keys")

@@ -234,6 +234,11 @@ def test_a_trust_file_that_is_not_one_is_refused(home, capsys):
         call_command("verify_ledger", "--trust", str(bad))
     with pytest.raises(CommandError, match="cannot read the trust file"):
         call_command("trust", "update", str(home / "missing.json"))
+    bad.write_bytes(b"[" * 100000 + b"\xff")
+    with pytest.raises(CommandError, match="not a JSON trust file"):
+        call_command("verify_ledger", "--trust", str(bad))
+    with pytest.raises(CommandError, match="No such file"):
+        call_command("trust", "export", str(home / "no-such-dir" / "trust.json"))
 
 
 def test_a_trust_file_with_an_unpinned_checkpoint_is_refused(trusted):

@@ -6,7 +6,7 @@ class Command(ContractCommand):
     help = ("The auditor's trust file: `trust export FILE` writes the log origin, the pinned ledger, build and "
             "witness keys and the newest witnessed checkpoint; `trust update FILE` moves it forward only after "
             "a consistency proof from the checkpoint it holds.")
-    user_errors = ContractCommand.user_errors + (trustfile.TrustFileError,)
+    user_errors = ContractCommand.user_errors + (trustfile.TrustFileError, OSError)
 
     def add_command_arguments(self, parser):
         parser.add_argument("action", choices=["export", "update"])
