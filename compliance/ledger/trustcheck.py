@@ -128,12 +128,50 @@ def _consistent(old_size: int, old_root: bytes, new_size: int, new_root: bytes) 
     return merkle.verify_consistency(old_size, new_size, old_root, new_root, proof)
 
 
-def verify(path: str) -> TrustResult:
-    """Hold the database against the trust file; never raises for a bad ledger."""
+def witness_state(directory: str) -> tuple[str, int, bytes]:
+    """(origin, size, root) a witness remembers cosigning: its state.json, read from
+    its own directory (or a copy of it) — the in-process and the remote witness keep
+    the same three fields."""
+    import json
+    from pathlib import Path
+
+    path = Path(directory) / "state.json"
+    try:
+        state = json.loads(path.read_text())
+        root = base64.b64decode(state["root_hash"], validate=True)
+        size = state["size"]
+        if not isinstance(size, int) or size < 0 or len(root) != 32 or not isinstance(state["origin"], str):
+            raise ValueError
+    except OSError as exc:
+        raise trustfile.TrustFileError(f"cannot read the witness state {path}: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError):
+        raise trustfile.TrustFileError(f"{path} is not a witness state (origin, size, root_hash)") from None
+    return state["origin"], size, root
+
+
+def _check_witness(directory: str, origin: str, size: int, root: bytes, result: TrustResult) -> None:
+    n = result.size
+    where = f"the witness state in {directory}"
+    if origin != checkpoints.origin():
+        raise _Fail(FORKED, f"{where} follows {origin!r}, this ledger is {checkpoints.origin()!r}")
+    if n < size:
+        raise _Fail(ROLLED_BACK, f"the ledger has {n} entries but {where} cosigned {size}: the database was "
+                                 "rolled back or truncated")
+    if not _consistent(size, root, n, tree.root(n)):
+        raise _Fail(FORKED, f"the ledger does not extend the checkpoint {where} cosigned at size {size}: the "
+                            "consistency proof fails (history was rewritten)")
+
+
+def verify(path: str, witness_dirs: list[str] | tuple[str, ...] = ()) -> TrustResult:
+    """Hold the database against the trust file (and any witness's remembered state);
+    never raises for a bad ledger."""
     trust = trustfile.read(path)
+    states = [(d, *witness_state(d)) for d in witness_dirs]
     result = TrustResult(ok=False, trusted_size=trust.size)
     try:
         _check(trust, result)
+        for directory, origin, size, root in states:
+            _check_witness(directory, origin, size, root, result)
     except _Fail as failure:
         result.failure, result.message = failure.failure, failure.message
         return result

@@ -138,6 +138,27 @@ def test_rollback_to_an_older_backup_is_detected(home, capsys):
     assert code == 1 and "TRUST CHECK FAILED (rolled back)" in line, line
 
 
+def test_a_witness_state_catches_what_happened_after_the_trust_file(trusted, home, capsys):
+    state = str(home / "witness")  # the witness's own directory (or a copy of it)
+    assert call_command("verify_ledger", "--trust", str(trusted), "--witness-state", state) is None
+    capsys.readouterr()
+    grow()  # the witness cosigned more than the auditor's file holds
+    backup_size = trustfile.read(str(trusted)).size
+    with attack():
+        delete_checkpoints_after(backup_size)
+        truncate_log(backup_size + 3)  # keeps the witness's registration and its first cosignature
+        sql("DELETE FROM compliance_verificationrun")
+    # the trust file alone still passes (the ledger still extends it) ...
+    assert trustcheck.verify(str(trusted)).ok
+    # ... the witness's memory does not
+    try:
+        call_command("verify_ledger", "--trust", str(trusted), "--witness-state", state)
+    except SystemExit as exc:
+        assert exc.code == 1
+    line = capsys.readouterr().err
+    assert "(rolled back)" in line and "witness state" in line, line
+
+
 def test_a_truncated_tail_with_its_checkpoints_is_detected(trusted, capsys):
     with attack():
         delete_checkpoints_after(29)
