@@ -65,7 +65,9 @@ ENDPOINTS = [
     ("GET", "/api/v1/ledger/verify/{vreq}/", R),
     ("GET", "/api/v1/ledger/verification/", R), ("GET", "/api/v1/ledger/checkpoint/", R),
     ("GET", "/api/v1/ledger/proof/inclusion/?index={index}", R), ("GET", "/api/v1/ledger/proof/consistency/?old=1&new=2", R),
-    ("GET", "/api/v1/ledger/keys/", R),
+    ("GET", "/api/v1/ledger/keys/", R), ("GET", "/api/v1/ledger/witnesses/", R),
+    # witnesses elsewhere post what they signed; the signature authenticates it, any reader's token carries it
+    ("POST", "/api/v1/ledger/witness/cosignatures/", R), ("POST", "/api/v1/ledger/witness/alarms/", R),
     # reports (GET shows the export form; the exports themselves are tested in tests/compliance/test_reports.py)
     ("GET", "/reports/prediction/{iid}/", R), ("GET", "/reports/case/{case}/", R), ("GET", "/reports/service/", R),
     ("GET", "/api/v1/cases/", R), ("POST", "/api/v1/cases/", C), ("GET", "/api/v1/cases/{case}/", R),

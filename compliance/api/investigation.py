@@ -18,9 +18,9 @@ from compliance.investigation import cases
 from compliance.investigation.alerts import AlertError, do_acknowledge_alert
 from compliance.investigation.ledger_checks import VerificationBusy, last_verification, request_verification
 from compliance.investigation.notify import do_delete_rule, do_save_rule
-from compliance.ledger import ledger
+from compliance.ledger import ledger, proofs
 from compliance.lib.roles import ADMIN, CASE_ROLES, actor_name, may
-from compliance.models import Alert, Case, LedgerEntry, NotificationRule, SigningKey, VerificationRequest
+from compliance.models import Alert, Case, LedgerEntry, NotificationRule, VerificationRequest
 from compliance.web.forms import NotificationRuleForm
 from compliance.web.ledger_status import checkpoints
 from lineage.models import Prediction
@@ -286,8 +286,9 @@ class KeyList(APIView):
     query_params = {"purpose": "build, ledger, witness or webhook"}
 
     def get(self, request):
-        """Registered public keys (webhook receivers verify signatures with the `webhook` key)."""
-        query = SigningKey.objects.all()
+        """Registered public keys, as the ledger's key entries register them (webhook
+        receivers verify signatures with the `webhook` key)."""
+        listed = proofs.public_keys()
         if request.query_params.get("purpose"):
-            query = query.filter(purpose=request.query_params["purpose"])
-        return Response({"results": [k.to_dict() for k in query]})
+            listed = [k for k in listed if k["purpose"] == request.query_params["purpose"]]
+        return Response({"results": listed})

@@ -7,8 +7,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance.api.errors import ApiError
-from compliance.ledger import proofs
+from compliance.ledger import proofs, witnesses
 from compliance.lib.ids import parse_db_int, parse_inference_id
+from compliance.lib.roles import READ_ROLES
 from compliance.models import VerificationRun
 
 
@@ -61,7 +62,8 @@ class ConsistencyProof(_ProofView):
 
 class PublicKeys(APIView):
     def get(self, request):
-        return Response({"keys": proofs.public_keys()})
+        # keys as the ledger registers them, and every key-table row that disagrees
+        return Response({"keys": proofs.public_keys(), "key_table_differences": proofs.key_table_differences()})
 
 
 class LatestVerification(APIView):
@@ -70,3 +72,42 @@ class LatestVerification(APIView):
         if run is None:
             raise ApiError("the ledger has not been verified yet", 404)
         return Response(run.to_dict())
+
+
+class _WitnessView(APIView):
+    """Witnesses on other hosts hand back what they signed.  The signature is what
+    authenticates it (a registered witness key), so any reader's token may carry it."""
+
+    write_roles = READ_ROLES
+
+    def handle_exception(self, exc):
+        if isinstance(exc, witnesses.WitnessError):
+            exc = ApiError(str(exc))
+        return super().handle_exception(exc)
+
+
+class WitnessCosignatures(_WitnessView):
+    """POST {"note": the checkpoint note with the witness's cosignature line}."""
+
+    def post(self, request):
+        note = request.data.get("note") if isinstance(request.data, dict) else None
+        if not isinstance(note, str) or len(note) > 20000:
+            raise ApiError("give note: the cosigned checkpoint note")
+        cosig = witnesses.accept_cosignature(note)
+        return Response(cosig.to_dict(), status=201)
+
+
+class WitnessAlarms(_WitnessView):
+    """POST {"report": {kind, message, size, cosigned_size, key_id, witness}, "signature"}."""
+
+    def post(self, request):
+        data = request.data if isinstance(request.data, dict) else {}
+        report, signature = data.get("report"), data.get("signature")
+        if not isinstance(report, dict) or not isinstance(signature, str):
+            raise ApiError("give report (an object) and signature (base64)")
+        return Response({"alert": witnesses.accept_alarm(report, signature)}, status=201)
+
+
+class WitnessStatus(APIView):
+    def get(self, request):
+        return Response(witnesses.status())

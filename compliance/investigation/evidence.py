@@ -1,4 +1,4 @@
-"""Evidence bundles (traceledger-evidence/v1) for one prediction, a case, or a service
+"""Evidence bundles (traceledger-evidence/v2) for one prediction, a case, or a service
 over a time window.
 
 `collect(scope)` reads once what an export is about: the records, the ledger entries
@@ -11,6 +11,9 @@ lays that out for `compliance.verify_bundle`, which re-checks all of it with no 
     engine        the DSSE envelope text, byte for byte as stored and pinned
     checkpoint    the signed note with the cosignature lines of known witnesses
     keys          ledger and witness keys as C2SP vkeys, build keys as raw base64
+    key_events    every key entry below the checkpoint's size: the registry the
+                  checkpoint commits to, so none can be left out
+    signature     the ledger key's signature over all of the above: signed as a whole
 """
 from __future__ import annotations
 
@@ -24,9 +27,10 @@ from datetime import timezone as dt_timezone
 from django.db.models import Q
 from django.utils import timezone
 
-from compliance.ledger import checkpoints, merkle, notes, tree
+from compliance.ledger import checkpoints, keyevents, keylog, keys, merkle, notes, tree
+from compliance.ledger.offline import completeness
 from compliance.ledger.offline.parse import FORMAT, encode_bundle
-from compliance.models import Alert, Case, Checkpoint, LedgerEntry, SigningKey
+from compliance.models import Alert, Case, Checkpoint, LedgerEntry
 from lineage.models import Deployment, Prediction
 
 MAX_ALERTS = 200
@@ -160,7 +164,7 @@ class Evidence:
             "scope": self.scope.to_dict(),
             "checkpoint": {"note": self.note},
             "keys": {"ledger": self.ledger_vkeys, "build": self.build_keys, "witness": self.witness_vkeys},
-            "key_registrations": [self._attested(e) for e in self.key_entries],
+            "key_events": [self._attested(e) for e in self.key_entries],
             "predictions": [self._attested(self.prediction_entries[p.inference_id]) for p in self.predictions],
             "deployments": [
                 {"deployment": self._attested(c.entries["deployment"]), "engine_manifest": c.engine.manifest,
@@ -188,7 +192,11 @@ class Evidence:
         return files
 
     def bundle_bytes(self) -> bytes:
-        return encode_bundle(self.to_bundle())
+        """The bundle signed as a whole by the ledger key that signed its checkpoint."""
+        signer = keys.get_signer("ledger")
+        if signer.key_id != self.checkpoint.key_id:
+            raise ExportError("the ledger key changed since the checkpoint was signed: export again")
+        return encode_bundle(completeness.sign(self.to_bundle(), signer.key_id, signer.sign))
 
     def _attested(self, entry: LedgerEntry) -> dict:
         return {"record": json.loads(entry.body)["payload"],
@@ -272,10 +280,13 @@ def collect(scope: Scope, *, max_predictions: int = 1000, now: datetime | None =
 
 def _checkpoint_and_keys(evidence: Evidence, needed: int) -> None:
     checkpoint = checkpoints.latest()
-    if checkpoint is None or checkpoint.size <= needed:
+    # the bundle is signed by the key that signed its checkpoint: the current one
+    if checkpoint is None or checkpoint.size <= needed or checkpoint.key_id != keys.get_signer("ledger").key_id:
         checkpoint = checkpoints.make_checkpoint()
     evidence.checkpoint = checkpoint
-    ledger_key = SigningKey.objects.filter(key_id=checkpoint.key_id).first()
+    # keys as the ledger registered them, never as the key table says
+    log = keyevents.load(upto=checkpoint.size)
+    ledger_key = log.get(checkpoint.key_id)
     if ledger_key is None:
         raise ExportError(f"the key {checkpoint.key_id[:16]} that signed checkpoint {checkpoint.id} is not registered")
     # Witness cosignatures are stored beside the (append-only) checkpoint; appended to
@@ -287,14 +298,13 @@ def _checkpoint_and_keys(evidence: Evidence, needed: int) -> None:
     known = {(origin, notes.key_id(origin, ledger_raw)): None}
     ledger_vkey = notes.format_vkey(origin, ledger_raw)
     witnesses: dict[tuple[str, bytes], str] = {}
-    witness_rows: dict[str, SigningKey] = {}
-    for key in SigningKey.objects.filter(purpose="witness"):
+    # a witness registers its key when it first cosigns, after the checkpoint it signs
+    for key in keyevents.load().of_purpose("witness"):
         raw = base64.b64decode(key.public_key)
         for sig in sigs:
             for sig_type in (notes.SIG_COSIGNATURE_V1, notes.SIG_ED25519):
                 if notes.key_id(sig.name, raw, sig_type) == sig.key_id:
                     witnesses[(sig.name, sig.key_id)] = notes.format_vkey(sig.name, raw, sig_type)
-                    witness_rows[key.key_id] = key
     # Keep only signature lines whose key travels with the bundle: a line that no key
     # in the bundle can check would be bytes that nothing verifies.
     block = full_note[len(body) + 1:]
@@ -305,18 +315,15 @@ def _checkpoint_and_keys(evidence: Evidence, needed: int) -> None:
     evidence.witness_vkeys = sorted(set(witnesses.values()))
 
     build_ids = sorted({c.engine.signing_key_id for c in evidence.chains})
-    build_rows = {k.key_id: k for k in SigningKey.objects.filter(key_id__in=build_ids, purpose="build")}
+    build_rows = {k.key_id: k for k in log.of_purpose("build") if k.key_id in build_ids}
     missing = [k for k in build_ids if k not in build_rows]
     if missing:
         raise ExportError(f"build key {missing[0][:16]} is not registered")
     evidence.build_keys = [build_rows[k].public_key for k in build_ids]
 
-    key_entries = []
-    for key in [ledger_key, *build_rows.values(), *witness_rows.values()]:
-        entry = LedgerEntry.objects.filter(kind="key.registered", subject=f"key:{key.key_id[:16]}").order_by("index").first()
-        if entry is not None and json.loads(entry.body)["payload"].get("key_id") == key.key_id:
-            if entry.index < checkpoint.size:
-                key_entries.append(entry)
+    # every key event below the checkpoint: the registry its extension line commits to
+    key_entries = list(LedgerEntry.objects.filter(kind__in=keylog.KEY_KINDS, index__lt=checkpoint.size)
+                       .order_by("index"))
     evidence.key_entries = key_entries
 
 

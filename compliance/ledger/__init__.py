@@ -5,6 +5,13 @@
   `bulk` is the COPY path both use; `dbguards` the append-only triggers.
 - `notes`, `checkpoints`, `witness`: C2SP signed notes, signed checkpoints and cosigning.
 - `keys`, `dsse`, `manifests`: signing keys by purpose, DSSE envelopes, engine manifests.
+- `keylog` (pure), `keyevents`: key transparency — a key's state derived from the key
+  entries, the key table held against them.
+- `trustfile` (pure), `trustcheck`: the auditor's trust file, and the database held
+  against it (`verify_ledger --trust`).
+- `witnesses`, `remotewitness` (pure, runs on another host): witness policy, status and
+  the witness process that needs only the published endpoints; `receipts`: per-prediction
+  C2SP tlog-proofs.
 - `proofs`, `verify`: inclusion/consistency proofs and full ledger verification.
 - `offline/`: the regulator's verifier (standard library and `cryptography` only).
 

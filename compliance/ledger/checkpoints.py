@@ -11,8 +11,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from compliance.ledger import keys, keystate, ledger, notes, purposes, tree
-from compliance.models import Checkpoint, LedgerEntry, LedgerHead, SigningKey
+from compliance.ledger import keyevents, keylog, keys, keystate, ledger, notes, purposes, tree
+from compliance.models import Checkpoint, LedgerEntry, LedgerHead
 
 
 def origin() -> str:
@@ -36,7 +36,7 @@ def make_checkpoint() -> Checkpoint:
         if latest and (latest.size == size or _only_its_own_entry_since(latest, size)):
             return latest
         root = tree.root(size)
-        body = notes.format_checkpoint(origin(), size, root)
+        body = notes.format_checkpoint(origin(), size, root, [registry_line(size)])
         note = notes.sign_note(body, origin(), signer.private_key)
         checkpoint = Checkpoint.objects.create(size=size, root_hash=root.hex(), note=note, key_id=signer.key_id)
         ledger.append("checkpoint.created",
@@ -45,6 +45,11 @@ def make_checkpoint() -> Checkpoint:
                       subject=f"checkpoint:{checkpoint.id}")
     export(checkpoint)
     return checkpoint
+
+
+def registry_line(size: int) -> str:
+    """The extension line committing to the key registry below `size`."""
+    return keylog.registry_line(*keylog.registry_digest(keyevents.registry_leaves(size)))
 
 
 def _only_its_own_entry_since(checkpoint: Checkpoint, size: int) -> bool:
@@ -103,20 +108,20 @@ class CheckpointInvalid(ValueError):
 
 
 class Keyring:
-    """The registered public keys of one purpose, indexed by C2SP key id, for checking
-    many checkpoint signatures (ledger) or cosignatures (witness) in one run.  A key
-    counts only for what its purpose allows (compliance.ledger.purposes), and only for a
-    signature made before the ledger recorded its retirement or revocation
-    (compliance.ledger.keystate)."""
+    """The public keys of one purpose as the ledger's key entries register them (never
+    the key table), indexed by C2SP key id, for checking many checkpoint signatures
+    (ledger) or cosignatures (witness) in one run.  A key counts only for what its
+    purpose allows (compliance.ledger.purposes), and only for a signature made before
+    the ledger recorded its retirement or revocation (compliance.ledger.keystate)."""
 
-    def __init__(self, purpose: str):
+    def __init__(self, purpose: str, log: keylog.KeyLog | None = None):
         self.purpose = purposes.check_purpose(purpose)
-        self.keys = list(SigningKey.objects.filter(purpose=purpose))
+        self.keys = (keyevents.load() if log is None else log).of_purpose(purpose)
         self._raw = {k.key_id: base64.b64decode(k.public_key) for k in self.keys}
         self._times = keystate.times_of(self._raw)
-        self._by_c2sp: dict[tuple[str, bytes, int], SigningKey] = {}
+        self._by_c2sp: dict[tuple[str, bytes, int], keylog.KeyState] = {}
 
-    def _lookup(self, name: str, kid: bytes, sig_type: int) -> SigningKey | None:
+    def _lookup(self, name: str, kid: bytes, sig_type: int) -> keylog.KeyState | None:
         cache_key = (name, kid, sig_type)
         if cache_key not in self._by_c2sp:
             found = None
@@ -131,7 +136,7 @@ class Keyring:
     def vkeys(self, name: str, sig_type: int = notes.SIG_ED25519) -> list[str]:
         return [notes.format_vkey(name, self._raw[k.key_id], sig_type) for k in self.keys]
 
-    def check_checkpoint(self, note: str, signed_at: datetime | None) -> tuple[notes.Checkpoint, SigningKey]:
+    def check_checkpoint(self, note: str, signed_at: datetime | None) -> tuple[notes.Checkpoint, keylog.KeyState]:
         """Parse a signed checkpoint note and verify it under a registered ledger key
         that was not revoked when it signed; CheckpointInvalid says what is wrong."""
         try:
@@ -164,7 +169,7 @@ class Keyring:
             raise CheckpointInvalid(f"signed by {problem}")
         return parsed, signer
 
-    def check_cosignature(self, note: str, line: str, key_id: str, signed_at: datetime | None) -> SigningKey:
+    def check_cosignature(self, note: str, line: str, key_id: str, signed_at: datetime | None) -> keylog.KeyState:
         """Verify one witness cosignature line on a checkpoint note."""
         try:
             purposes.require(self.purpose, purposes.COSIGNATURE)

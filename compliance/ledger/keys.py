@@ -159,9 +159,18 @@ def get_signer(purpose: str) -> Signer:
             signer = signer_from_private(purpose, read_private_key(path))
             _cache[cache_key] = signer
     registered = register_public_key(signer)
-    if registered.revoked_at is not None:
+    # the ledger decides, not the row: a revocation cleared in the table still counts
+    from compliance.ledger import keyevents
+
+    state = keyevents.state_of(signer.key_id)
+    difference = keyevents.compare_row(registered, state)
+    if difference is not None:
+        keyevents.report([difference], f"loading the {purpose} key")
+    if (state is not None and state.revoked_index is not None) or registered.revoked_at is not None:
         raise KeyFileError(f"the current {purpose} key {signer.key_id[:16]} is revoked; "
                            f"run `manage.py keys rotate --purpose {purpose}`")
+    if state is not None and state.purpose != purpose:
+        raise KeyFileError(f"key {signer.key_id[:16]} is registered in the ledger for {state.purpose}, not {purpose}")
     return signer
 
 
@@ -178,25 +187,37 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def register_public_key(signer: Signer):
-    from compliance.ledger import ledger
+def registration_payload(signer: Signer, replaces: Signer | None = None) -> dict:
+    """A key.registered payload; a successor's carries the replaced key's endorsement."""
+    from compliance.ledger import keylog
+
+    payload = {"key_id": signer.key_id, "purpose": signer.purpose, "algorithm": "ed25519",
+               "public_key": signer.public_b64}
+    if replaces is not None:
+        message = keylog.endorsement_message(signer.purpose, signer.key_id, signer.public_b64, replaces.key_id)
+        payload |= {"replaces": replaces.key_id, "endorsement": base64.b64encode(replaces.sign(message)).decode()}
+    return payload
+
+
+def register_public_key(signer: Signer, *, replaces: Signer | None = None):
+    """Register `signer`'s public key: a key.registered ledger entry (the truth) and
+    its key-table row (a cache).  A key the ledger already registered is left alone;
+    the row is only created when it is missing."""
+    from compliance.ledger import keyevents, ledger
     from compliance.models import SigningKey
 
     existing = SigningKey.objects.filter(key_id=signer.key_id).first()
-    if existing:
+    if existing and keyevents.state_of(signer.key_id) is not None:
         return existing
     with transaction.atomic():
-        key, created = SigningKey.objects.get_or_create(
+        ledger.hold_head()
+        if keyevents.state_of(signer.key_id) is None:
+            ledger.append("key.registered", registration_payload(signer, replaces),
+                          subject=f"key:{signer.key_id[:16]}")
+        key, _ = SigningKey.objects.get_or_create(
             key_id=signer.key_id,
             defaults={"purpose": signer.purpose, "public_key": signer.public_b64},
         )
-        if created:
-            ledger.append(
-                "key.registered",
-                {"key_id": key.key_id, "purpose": key.purpose, "algorithm": "ed25519",
-                 "public_key": key.public_key},
-                subject=f"key:{key.key_id[:16]}",
-            )
     return key
 
 
@@ -239,7 +260,7 @@ def rotate(purpose: str, *, actor: str = "system"):
     with transaction.atomic():
         if purpose == "ledger":
             LedgerHead.objects.select_for_update().get_or_create(pk=1)
-        old = None
+        old = old_signer = None
         if path.exists():
             old_signer = signer_from_private(purpose, read_private_key(path))
             old = register_public_key(old_signer)
@@ -249,7 +270,7 @@ def rotate(purpose: str, *, actor: str = "system"):
         if staged.exists():
             staged.unlink()
         write_private_key(staged, new_private)
-        new = register_public_key(new_signer)
+        new = register_public_key(new_signer, replaces=old_signer)
         if old is not None:
             old.retired_at = old.retired_at or _now()
             old.save(update_fields=["retired_at"])
@@ -302,8 +323,20 @@ def revoke(ref: str, *, reason: str, actor: str = "system"):
 
 
 def list_keys() -> list[dict]:
+    """Keys as the ledger's key entries register them, with whether their key-table
+    row (a cache) agrees."""
+    from compliance.ledger import keyevents
     from compliance.models import SigningKey
 
     current = {p: current_key_id(p) for p in PURPOSES}
-    return [k.to_dict() | {"current": current.get(k.purpose) == k.key_id}
-            for k in SigningKey.objects.order_by("purpose", "created_at", "id")]
+    rows = {k.key_id: k for k in SigningKey.objects.all()}
+    listed = []
+    for key in sorted(keyevents.load().keys.values(), key=lambda k: (k.purpose, k.registered_index)):
+        row = rows.get(key.key_id)
+        difference = keyevents.compare_row(row, key) if row is not None else None
+        listed.append(key.to_dict() | {
+            "current": current.get(key.purpose) == key.key_id,
+            "created_at": row.created_at.isoformat() if row else None,
+            "key_table": "agrees" if row is not None and difference is None else (
+                difference.message if difference else "no key table row")})
+    return listed

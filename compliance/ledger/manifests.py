@@ -11,21 +11,27 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from compliance.ledger import dsse, keys, keystate, purposes
+from compliance.ledger import dsse, keyevents, keys, keystate, purposes
 from compliance.models import SigningKey
 
 VERIFIED = "verified"
 
 
-def key_lookup(signed_at: datetime | None = None):
-    """key id → public key for registered keys that may sign manifests; a key the ledger
+def key_lookup(purpose: str | None = None, signed_at: datetime | None = None):
+    """key id → public key for keys the ledger registered for `purpose` (by default the
+    purpose that may sign engine manifests, compliance.ledger.purposes); a key the ledger
     retired or revoked at or before `signed_at` (or at all, with no signing time known)
-    is reported as revoked."""
-    purpose = purposes.signer_of(purposes.ENGINE_MANIFEST)
+    is reported as revoked.  The state comes from the key entries; a key-table row that
+    disagrees with them is reported (and never believed)."""
+    purpose = purpose or purposes.signer_of(purposes.ENGINE_MANIFEST)
 
     def lookup(key_id: str):
-        key = SigningKey.objects.filter(key_id=key_id, purpose=purpose).first()
-        if key is None:
+        key = keyevents.state_of(key_id)
+        row = SigningKey.objects.filter(key_id=key_id).first()
+        difference = keyevents.compare_row(row, key) if row is not None else None
+        if difference is not None:
+            keyevents.report([difference], "verifying an engine manifest")
+        if key is None or key.purpose != purpose:
             return None
         problem = keystate.signature_problem(key.key_id, signed_at)
         if problem:

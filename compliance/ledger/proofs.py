@@ -10,7 +10,7 @@ import uuid
 
 from django.conf import settings
 
-from compliance.ledger import checkpoints, ledger, notes, tree
+from compliance.ledger import checkpoints, keyevents, keylog, ledger, notes, tree
 from compliance.models import Checkpoint, LedgerEntry, SigningKey
 
 
@@ -24,18 +24,34 @@ def b64(data: bytes) -> str:
     return base64.b64encode(bytes(data)).decode()
 
 
-def vkey_for(key: SigningKey) -> str:
+def vkey_for(key: SigningKey | keylog.KeyState) -> str:
     """The C2SP verifier key of a registered key: ledger keys sign checkpoints under
     the log origin (type 0x01), witness keys cosign under the witness name (0x04)."""
     raw = base64.b64decode(key.public_key)
     if key.purpose == "witness":
-        return notes.format_vkey(settings.TRACELEDGER_WITNESS_NAME, raw, notes.SIG_COSIGNATURE_V1)
+        name = getattr(key, "name", None) or settings.TRACELEDGER_WITNESS_NAME
+        return notes.format_vkey(name, raw, notes.SIG_COSIGNATURE_V1)
     return notes.format_vkey(checkpoints.origin(), raw, notes.SIG_ED25519)
 
 
 def public_keys() -> list[dict]:
-    return [k.to_dict() | ({"vkey": vkey_for(k)} if k.purpose in ("ledger", "witness") else {})
-            for k in SigningKey.objects.order_by("purpose", "created_at", "id")]
+    """The keys as the ledger's key entries register them (the key table is only a
+    cache); each says whether its key-table row agrees."""
+    log = keyevents.load()
+    rows = {k.key_id: k for k in SigningKey.objects.all()}
+    listed = []
+    for key in sorted(log.keys.values(), key=lambda k: (k.purpose, k.registered_index)):
+        row = rows.get(key.key_id)
+        difference = keyevents.compare_row(row, key) if row is not None else None
+        table = "agrees" if row is not None and difference is None else (
+            difference.message if difference else "no key table row")
+        listed.append(key.to_dict() | {"created_at": row.created_at.isoformat() if row else None, "key_table": table}
+                      | ({"vkey": vkey_for(key)} if key.purpose in ("ledger", "witness") else {}))
+    return listed
+
+
+def key_table_differences() -> list[dict]:
+    return [d.to_dict() for d in keyevents.differences()]
 
 
 def _latest() -> Checkpoint:

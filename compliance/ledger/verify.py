@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 
 from django.db.models import Max, Min, Q
 
-from compliance.ledger import events, ledger, merkle, notes, tree
+from compliance.ledger import events, keyevents, keylog, ledger, merkle, notes, tree
 from compliance.ledger.checkpoints import CheckpointInvalid, Keyring
 from compliance.models import Checkpoint, LedgerEntry, MerkleNode, VerificationRun, WitnessCosignature
 
@@ -94,6 +94,15 @@ class _Anchor:
     root: bytes
 
 
+def _anchor_gone(last: VerificationRun, n: int) -> None:
+    """The checkpoint an earlier successful run reached is gone: say how."""
+    if last.checkpoint_size > n:
+        raise Failure(n, f"truncated: the ledger has {n} entries, fewer than checkpoint #{last.checkpoint_id} (size "
+                         f"{last.checkpoint_size}) that verification run #{last.id} reached, which is missing too")
+    raise Failure(last.checkpoint_size, f"checkpoints deleted: checkpoint #{last.checkpoint_id} (size "
+                                        f"{last.checkpoint_size}) that verification run #{last.id} reached is missing")
+
+
 def _fold(stack: list[bytes]) -> bytes:
     """Root of the tree whose perfect subtrees, largest first, are `stack`."""
     if not stack:
@@ -107,8 +116,11 @@ def _fold(stack: list[bytes]) -> bytes:
 class _Verifier:
     def __init__(self, chunk: int = CHUNK):
         self.chunk = chunk
-        self.ledger_keys = Keyring("ledger")
-        self.witness_keys = Keyring("witness")
+        # keys as the ledger registers them; the key table is compared at the end
+        self.key_log = keyevents.load()
+        self.ledger_keys = Keyring("ledger", self.key_log)
+        self.witness_keys = Keyring("witness", self.key_log)
+        self.key_leaves: list[bytes] = []
 
     def run(self, since_last: bool) -> Result:
         # Snapshot in this order: a checkpoint that exists now has a size no larger than
@@ -129,6 +141,7 @@ class _Verifier:
                 result.mode = VerificationRun.SINCE_LAST
         result.checked_from = anchor.size
         result.checked_upto = n
+        self.key_leaves = keyevents.registry_leaves(anchor.size) if anchor.size else []
         self.anchor = anchor
         if anchor.id is not None:
             result.checkpoint_id, result.checkpoint_size, result.checkpoint_root = anchor.id, anchor.size, anchor.root.hex()
@@ -147,6 +160,12 @@ class _Verifier:
         if bounds["hi"] is not None and bounds["hi"] >= n:
             raise Failure(n, f"entry #{bounds['hi']} lies beyond the ledger head ({n} entries): "
                              f"a row was inserted outside the append path")
+        last = VerificationRun.objects.filter(ok=True, checkpoint_id__isnull=False).order_by("-id").first()
+        if last is not None and not Checkpoint.objects.filter(id=last.checkpoint_id).exists():
+            _anchor_gone(last, n)
+        differs = keyevents.differences(self.key_log)
+        if differs:
+            raise Failure(differs[0].index if differs[0].index is not None else n, keyevents.describe(differs))
         result.ok = True
         result.message = note
         return result
@@ -161,8 +180,15 @@ class _Verifier:
         if last is None:
             return "no earlier successful verification: ran a full verification"
         cp = Checkpoint.objects.filter(id=last.checkpoint_id).first()
-        if cp is None or cp.size != last.checkpoint_size or cp.root_hash != last.checkpoint_root or cp.size > n:
-            return f"checkpoint #{last.checkpoint_id} verified last time has changed: ran a full verification"
+        # a missing or changed anchor is tampering, never a reason to quietly start over
+        if cp is None:
+            _anchor_gone(last, n)
+        if cp.size != last.checkpoint_size or cp.root_hash != last.checkpoint_root:
+            raise Failure(last.checkpoint_size, f"checkpoint #{cp.id} that the last verification reached has changed "
+                                                f"(size {last.checkpoint_size} → {cp.size})")
+        if cp.size > n:
+            raise Failure(n, f"truncated: the ledger has {n} entries, fewer than checkpoint #{cp.id} (size {cp.size}) "
+                             "that the last verification reached")
         try:
             parsed, _ = self.ledger_keys.check_checkpoint(cp.note, cp.created_at)
         except CheckpointInvalid as exc:
@@ -224,6 +250,10 @@ class _Verifier:
                                 f"from the entries ({recomputed.hex()[:16]}…)")
         if cp.root_hash != recomputed.hex():
             problems.append("root_hash column differs from the root recomputed from the entries")
+        committed = keylog.parse_registry_line(parsed.extensions) if parsed is not None else None
+        if committed is not None and committed != keylog.registry_digest(self.key_leaves):
+            problems.append(f"the key registry it commits to ({committed[0]} key entries) differs from the key "
+                            f"entries below size {cp.size} ({len(self.key_leaves)})")
         for cosig in cp.cosigs:
             try:
                 self.witness_keys.check_cosignature(cp.note, cosig.line, cosig.key_id, cosig.created_at)
@@ -263,6 +293,7 @@ class _Verifier:
         expected = a
         node_hash = merkle.node_hash
         check_row = ledger.check_row
+        key_kinds = keylog.KEY_KINDS
         next_size = pending.size if pending is not None else -1
         for index, kind, subject, body, leaf_hash in rows:
             if index != expected:
@@ -270,6 +301,8 @@ class _Verifier:
             h, problem = check_row(index, kind, subject, body, leaf_hash)
             if problem:
                 raise Failure(index, f"entry #{index} ({kind}): {problem}")
+            if kind in key_kinds:
+                self.key_leaves.append(h)
             level, i = 0, index
             while True:
                 stored = nodes.get((level << SHIFT) | i)

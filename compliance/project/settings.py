@@ -322,6 +322,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # which it trusts instead of our database.
 TRACELEDGER_WITNESS_NAME = os.environ.get("TRACELEDGER_WITNESS_NAME", "traceledger.local/witness")
 TRACELEDGER_WITNESS_DIR = Path(os.environ.get("TRACELEDGER_WITNESS_DIR", TRACELEDGER_HOME / "witness"))
+# A checkpoint counts as witnessed when this many of the registered (pinned) witness
+# keys cosigned it: N of M.  0 means no witness is required.
+TRACELEDGER_WITNESS_QUORUM = envint("TRACELEDGER_WITNESS_QUORUM", "1")
 # Periodic ledger work, in seconds (0 turns a job off): signed checkpoints, a
 # verification of what is new since the last verified checkpoint, and a full one.
 TRACELEDGER_CHECKPOINT_INTERVAL_S = envint("TRACELEDGER_CHECKPOINT_INTERVAL_S", "300")

@@ -24,7 +24,7 @@ from compliance.investigation import cases
 from compliance.investigation.alerts import AlertError, do_acknowledge_alert
 from compliance.investigation.ledger_checks import VerificationBusy, last_verification, request_verification
 from compliance.investigation.notify import KEY_PURPOSE, do_delete_rule, do_save_rule
-from compliance.ledger import ledger
+from compliance.ledger import ledger, witnesses
 from compliance.lib.roles import (
     ADMIN,
     CASE_ROLES,
@@ -109,7 +109,8 @@ def ledger_list(request):
     page = page_for_view(request, query.defer("body"), ("index",))
     context = {"page": page, "kinds": sorted(ledger.KINDS), "size": ledger.size(),
                "filters": {k: request.GET.get(k, "") for k in ("kind", "subject")},
-               "checkpoints": checkpoints(), "verification": last_verification()}
+               "checkpoints": checkpoints(), "verification": last_verification(),
+               "witness_status": witnesses.status()}
     return render(request, "compliance/ledger_list.html", context)
 
 

@@ -16,10 +16,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 
-from compliance.ledger import checkpoints, dsse, keys, merkle, notes
+from compliance.ledger import checkpoints, dsse, keylog, keys, merkle, notes
 from compliance.ledger.canonical import canonical_json
 from compliance.ledger.keys import public_raw
 from compliance.ledger.manifests import verify_manifest
+from compliance.ledger.offline import completeness
 from compliance.ledger.offline.pinned import load_key_file
 from compliance.ledger.witness import Witness
 from compliance.verify_bundle import encode_bundle, verify_bytes
@@ -44,7 +45,7 @@ def pins(keys_dir) -> list:
 
 
 def attested(b: dict) -> list[dict]:
-    return [*b["predictions"], *b["alerts"], *b["key_registrations"], *b["case_events"],
+    return [*b["predictions"], *b["alerts"], *b["key_events"], *b["case_events"],
             *[v for c in b["deployments"] for v in c.values() if isinstance(v, dict)]]
 
 
@@ -65,17 +66,19 @@ def rebuild(b: dict, private_key: Ed25519PrivateKey, name: str, *, ledger_vkey: 
     for ar in attested(b):
         ar["entry"]["proof"] = [base64.b64encode(h).decode()
                                 for h in merkle.inclusion_proof(ar["entry"]["index"], size, nodes)]
-    b["checkpoint"]["note"] = notes.sign_note(notes.format_checkpoint(origin, size, merkle.root(size, nodes)),
+    registry = keylog.registry_line(*keylog.registry_digest(merkle.leaf_hash(e["entry"]["body"].encode())
+                                                            for e in b["key_events"]))
+    b["checkpoint"]["note"] = notes.sign_note(notes.format_checkpoint(origin, size, merkle.root(size, nodes), [registry]),
                                               name, private_key)
-    b["keys"]["ledger"] = [notes.format_vkey(name, public_raw(private_key.public_key()))]
+    raw = public_raw(private_key.public_key())
+    b["keys"]["ledger"] = [notes.format_vkey(name, raw)]
     b["keys"]["witness"] = []
-    return encode_bundle(b)
+    return encode_bundle(completeness.sign(b, hashlib.sha256(raw).hexdigest(), private_key.sign))
 
 
 def zeroed(bundle: dict) -> dict:
     b = copy.deepcopy(bundle)
     b["predictions"][0]["record"]["output_digest"] = "0" * 64
-    b["key_registrations"] = []  # they name the real ledger key: the forger leaves them out
     return b
 
 
@@ -126,7 +129,6 @@ def test_an_engine_manifest_signed_with_the_ledger_or_witness_key_does_not_verif
     bundle, keys_dir = exported
     for purpose in ("ledger", "witness"):
         b = copy.deepcopy(bundle)
-        b["key_registrations"] = []
         signer = keys.get_signer(purpose)
         chain = b["deployments"][0]
         payload = base64.b64decode(json.loads(chain["engine_manifest"])["payload"])
@@ -173,7 +175,9 @@ def test_a_cosignature_dated_2_to_the_62_is_refused_without_a_traceback(exported
     import time
 
     b["checkpoint"]["note"] = notes.add_cosignature(bundle["checkpoint"]["note"], name, witness, int(time.time()) + 60)
-    assert verify_bytes(encode_bundle(b), pins(keys_dir)).ok
+    ledger_signer = keys.get_signer("ledger")  # a bundle is signed whole, its note included: re-sign it
+    resigned = encode_bundle(completeness.sign(b, ledger_signer.key_id, ledger_signer.private_key.sign))
+    assert verify_bytes(resigned, pins(keys_dir)).ok, failed(verify_bytes(resigned, pins(keys_dir)))
 
 
 def test_the_witness_cosigns_only_a_checkpoint_signed_under_its_origin(settings, tmp_path):

@@ -16,6 +16,9 @@ def test_acknowledging_an_alert_never_redirects_off_site(client, bob, target):
     client.force_login(bob)
     alert = raise_alert("build.failed", "build 1 failed", subject="build:1")
     r = client.post(f"/alerts/{alert.id}/acknowledge/", {"note": "checked", "next": target})
+    if "\x00" in target:  # the input guard refuses a NUL byte in any field before the view runs
+        assert r.status_code == 400 and Alert.objects.get(pk=alert.id).acknowledged_by in ("", None)
+        return
     assert r.status_code == 302 and r["Location"] == "/alerts/"
     assert Alert.objects.get(pk=alert.id).acknowledged_by == "bob"
 

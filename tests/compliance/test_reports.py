@@ -30,9 +30,10 @@ from pypdf import PdfReader
 
 from compliance.investigation.evidence import Scope
 from compliance.investigation.exports import do_export_report
-from compliance.ledger import dsse, ledger, merkle, notes
+from compliance.ledger import dsse, keylog, ledger, merkle, notes
 from compliance.ledger.canonical import canonical_json
 from compliance.ledger.keys import public_raw
+from compliance.ledger.offline import completeness
 from compliance.models import LedgerEntry
 from compliance.verify_bundle import encode_bundle, load_key_file, verify_bytes
 from inference import samples
@@ -44,9 +45,10 @@ pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 # The offline verifier and everything it imports: copied alone into a virtualenv that has
 # only cryptography, so an import of anything else fails the test.
 VERIFIER_FILES = ("__init__.py", "verify_bundle.py", "ledger/__init__.py", "ledger/merkle.py", "ledger/notes.py",
-                  "ledger/dsse.py", "ledger/purposes.py", *(f"ledger/offline/{name}.py" for name in (
-                      "__init__", "__main__", "checks", "commitments", "disclosure", "parse", "pinned", "report",
-                      "results")))
+                  "ledger/dsse.py", "ledger/purposes.py", "ledger/keylog.py", "ledger/trustfile.py",
+                  *(f"ledger/offline/{name}.py" for name in (
+                      "__init__", "__main__", "checks", "commitments", "completeness", "disclosure", "parse", "pinned",
+                      "receipt", "report", "results")))
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +112,7 @@ def test_it_exports_a_bundle_that_verifies_offline(demo, tmp_path):
     assert json.loads(entry.body)["actor"]
 
     bundle = json.loads(raw)
-    assert bundle["format"] == "traceledger-evidence/v1"
+    assert bundle["format"] == "traceledger-evidence/v2"
     assert bundle["checkpoint"]["note"].startswith(settings.TRACELEDGER_LOG_ORIGIN + "\n")
     build = Build.objects.get(engine__deployments__predictions__inference_id=iid)
     chain = bundle["deployments"][0]
@@ -174,10 +176,13 @@ def forge(bundle: dict) -> bytes:
     chain["deployment"]["record"]["manifest_sha256"] = manifest_sha
     origin = notes.parse_checkpoint(notes.parse_note(b["checkpoint"]["note"])[0]).origin
     ledger_raw = public_raw(rogue_ledger.public_key())
-    for reg in b["key_registrations"]:
+    b["key_events"] = [e for e in b["key_events"] if e["record"].get("purpose") in ("ledger", "build")
+                       and json.loads(e["entry"]["body"])["kind"] == "key.registered"]
+    for reg in b["key_events"]:
         raw = ledger_raw if reg["record"]["purpose"] == "ledger" else build_raw
-        reg["record"] |= {"public_key": base64.b64encode(raw).decode(), "key_id": hashlib.sha256(raw).hexdigest()}
-    attested = [*b["predictions"], *b["alerts"], *b["key_registrations"],
+        reg["record"] = {"public_key": base64.b64encode(raw).decode(), "key_id": hashlib.sha256(raw).hexdigest(),
+                         "purpose": reg["record"]["purpose"], "algorithm": "ed25519"}
+    attested = [*b["predictions"], *b["alerts"], *b["key_events"],
                 *[v for c in b["deployments"] for v in c.values() if isinstance(v, dict)]]
     size = notes.parse_checkpoint(notes.parse_note(b["checkpoint"]["note"])[0]).size
     leaves = [hashlib.sha256(os.urandom(8)).digest() for _ in range(size)]
@@ -193,10 +198,13 @@ def forge(bundle: dict) -> bytes:
     root = merkle.root(size, nodes)
     for ar in attested:
         ar["entry"]["proof"] = [base64.b64encode(h).decode() for h in merkle.inclusion_proof(ar["entry"]["index"], size, nodes)]
-    b["checkpoint"]["note"] = notes.sign_note(notes.format_checkpoint(origin, size, root), origin, rogue_ledger)
+    registry = keylog.registry_line(*keylog.registry_digest(merkle.leaf_hash(e["entry"]["body"].encode())
+                                                            for e in b["key_events"]))
+    b["checkpoint"]["note"] = notes.sign_note(notes.format_checkpoint(origin, size, root, [registry]), origin,
+                                              rogue_ledger)
     b["keys"] = {"ledger": [notes.format_vkey(origin, ledger_raw)], "build": [base64.b64encode(build_raw).decode()],
                  "witness": []}
-    return encode_bundle(b)
+    return encode_bundle(completeness.sign(b, hashlib.sha256(ledger_raw).hexdigest(), rogue_ledger.sign))
 
 
 def test_it_rejects_a_bundle_re_signed_with_a_key_that_is_not_pinned(demo, tmp_path):
@@ -342,8 +350,8 @@ def test_it_discloses_an_input_that_opens_the_commitment(demo, tmp_path):
     assert result.ok and any(c.name == "input" and c.ok for c in result.checks)
 
     bundle["disclosed_input"]["tensors"][0]["data"] = base64.b64encode(x[1:2].tobytes()).decode()
-    failed = [c for c in verify_bytes(encode_bundle(bundle)).checks if not c.ok]
-    assert failed and failed[0].name == "input" and "do not match" in failed[0].detail
+    failed = {c.name: c.detail for c in verify_bytes(encode_bundle(bundle)).checks if not c.ok}
+    assert "do not match" in failed["input"] and "signature does not verify" in failed["signature"]
 
     exports_before = LedgerEntry.objects.filter(kind="report.exported").count()
     np.savez(tmp_path / "other.npz", X=x[1:2])

@@ -149,8 +149,6 @@ def test_no_form_answers_500_to_hostile_fields(world, data):
     check(response, before, f"POST {path} {form!r}"[:300])
 
 
-@pytest.mark.xfail(reason="issue 22 (finding 3) refuses NUL bytes in paths and queries with a 400; until it is "
-                          "merged PostgreSQL raises DataError (a 500) for them", strict=False)
 def test_nul_bytes_in_paths_and_queries(world):
     failures = []
     for route in ROUTES:

@@ -1,10 +1,12 @@
-"""Offline verifier for TraceLedger evidence bundles ("traceledger-evidence/v1").
+"""Offline verifier for TraceLedger evidence bundles ("traceledger-evidence/v2") and
+per-prediction receipts (c2sp.org/tlog-proof@v1).
 
-    python -m compliance.verify_bundle BUNDLE [--key [PURPOSE=]PUBKEY ...] [--json]
+    python -m compliance.verify_bundle BUNDLE [--key [PURPOSE=]PUBKEY ...] [--trust FILE] [--json]
+    python -m compliance.verify_bundle RECEIPT.tlog-proof --trust FILE
     python -m compliance.ledger.offline BUNDLE ...      (the same)
 
-Needs only the standard library and `cryptography`, plus four pure modules of
-the trust core (compliance.ledger: merkle, notes, dsse, purposes); no Django, no database, no network.  It checks
+Needs only the standard library and `cryptography`, plus pure modules of the trust core
+(compliance.ledger: merkle, notes, dsse, purposes, keylog, trustfile); no Django, no database, no network.  It checks
 every signature (the checkpoint note under the ledger key, witness cosignatures, each
 engine's DSSE envelope under the build key), every digest, every link of each chain
 (prediction → deployment → engine → build → ONNX model → commit → submitter), the
@@ -16,7 +18,7 @@ The bundle is one JSON document whose bytes must be exactly `encode_bundle()` of
 content (sorted keys, no insignificant whitespace, ASCII with \\u escapes, one final
 newline): no byte of a bundle can change without verification failing.  Its fields:
 
-  format            "traceledger-evidence/v1"
+  format            "traceledger-evidence/v2" (v1 bundles, not signed whole, are refused)
   scope             {kind: prediction, inference_id} | {kind: case, case_id, inference_id}
                     | {kind: service, service, since, until}
   checkpoint        {note}: the C2SP signed checkpoint note, with witness cosignatures
@@ -24,7 +26,10 @@ newline): no byte of a bundle can change without verification failing.  Its fiel
   predictions       [R] (prediction.recorded)
   deployments       [{deployment R, engine_manifest (the DSSE envelope text as pinned),
                       build R, build_started R, build_succeeded R, model R}]
-  alerts, case_events, key_registrations    [R]
+  alerts, case_events    [R]
+  key_events        [R]: every key entry below the checkpoint's size, which together must
+                    reproduce the key-registry digest the checkpoint commits to
+  signature         {key_id, sig}: a ledger key's Ed25519 signature over the rest
   disclosed_input   null | {inference_id, salt (hex), tensors: [{name, dtype, shape, data}]}
 
 where R = {record: the entry's payload, entry: {index, body: the entry's exact canonical
@@ -47,7 +52,13 @@ With --key, the checkpoint and every engine manifest must be signed by pinned ke
 Without it the keys carried in the bundle are used, and the verifier says so: that
 proves integrity, not origin.
 
+--trust FILE takes the auditor's trust file (compliance.ledger.trustfile) as the pinned
+keys, each for its purpose; keys whose registration chains back to a pinned key count as
+pinned, and the checkpoint must carry the file's witness quorum.
+
 The package: `parse` (the canonical bytes and the document's fields), `pinned` (key
 files), `results` (one verdict per link), `checks` (the Verifier, `verify_bytes`),
-`disclosure` (a disclosed input), `report` (the text verdict and the command line). Nothing here imports Django.
+`disclosure` (a disclosed input), `completeness` (whole-bundle signature, complete key events,
+trust file), `receipt` (tlog-proof receipts), `report` (the text verdict and the command line).
+Nothing here imports Django.
 """

@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from compliance.ledger import dsse, merkle, notes, purposes
+from compliance.ledger import dsse, merkle, notes, purposes, trustfile
+from compliance.ledger.offline import completeness
 from compliance.ledger.offline.disclosure import disclosed_check
 from compliance.ledger.offline.parse import (
     BODY_KEYS,
@@ -46,9 +47,11 @@ class Entry:
 
 
 class Verifier:
-    def __init__(self, bundle: dict, pinned: list[PinnedKey]):
+    def __init__(self, bundle: dict, pinned: list[PinnedKey], trust: trustfile.TrustFile | None = None):
         self.bundle = bundle
         self.pinned = pinned
+        self.trust = trust
+        self.note, self.extensions = "", ()
         self.checks: list[Check] = []
         self.size = 0
         self.root = b""
@@ -82,6 +85,7 @@ class Verifier:
             return False
         self.size, self.root = cp.size, cp.root_hash
         self._one_purpose_per_key(link, ledger, witnesses)
+        self.note, self.extensions = note, cp.extensions
         ledger_sigs, witness_sigs = 0, []
         latest = int(time.time()) + MAX_CLOCK_SKEW_S
         for sig in sigs:
@@ -140,6 +144,12 @@ class Verifier:
                 other = seen.setdefault(raw, purpose)
                 link.need(other == purpose, f"key {base64.b64encode(raw).decode()[:16]} is listed as a {other} key and "
                                             f"as a {purpose} key: a key has one purpose")
+
+    def bundle_keys(self) -> dict[str, list[bytes]]:
+        keys = self.bundle["keys"]
+        return {"ledger": [notes.parse_vkey(v).public_key for v in keys["ledger"]],
+                "build": list(self.build_keys.values()),
+                "witness": [notes.parse_vkey(v).public_key for v in keys["witness"]]}
 
     def _vkey(self, value, where: str) -> notes.VerifierKey:
         try:
@@ -356,6 +366,7 @@ class Verifier:
             _str(scope["service"], "scope.service")
         if not self.checkpoint():
             return self.checks
+        completeness.check_signature(self)
 
         chains, chain_order = {}, []
         for i, item in enumerate(_list(b["deployments"], "deployments")):
@@ -405,7 +416,9 @@ class Verifier:
 
         self._alerts()
         self._case_events(scope)
-        self._keys_registered()
+        completeness.check_key_events(self)
+        if self.trust is not None:
+            completeness.check_quorum(self, self.trust)
         self.checks.extend(disclosed_check(self.bundle["disclosed_input"], scope, preds))
         for kid in self.build_keys:
             if ("build", bytes.fromhex(kid)) not in self.used_keys:
@@ -449,31 +462,18 @@ class Verifier:
                           f"case_events[{i}] is about another prediction")
         self.checks.append(link.check(f"{len(items)} case event(s), each included in the checkpoint"))
 
-    def _keys_registered(self) -> None:
-        items = _list(self.bundle["key_registrations"], "key_registrations")
-        link = _Link("keys")
-        keys = self.bundle["keys"]
-        ledger_raw = {base64.b64encode(notes.parse_vkey(v).public_key).decode() for v in keys["ledger"]}
-        witness_raw = {base64.b64encode(notes.parse_vkey(v).public_key).decode() for v in keys["witness"]}
-        known = {"ledger": ledger_raw, "build": set(keys["build"]), "witness": witness_raw}
-        for i, ar in enumerate(items):
-            rec, e = self.entry(ar, f"key_registrations[{i}]", "key.registered", link)
-            if e:
-                link.need(rec.get("public_key") in known.get(rec.get("purpose"), set()),
-                          f"key_registrations[{i}] registers a key that is not in the bundle")
-                raw = base64.b64decode(str(rec.get("public_key")))
-                link.need(rec.get("key_id") == hashlib.sha256(raw).hexdigest(),
-                          f"key_registrations[{i}] key id does not match its key")
-        how = "pinned with --key" if self.pinned else "taken from the bundle itself — pin them with --key"
-        self.checks.append(link.check(f"{len(items)} key registration(s) found in the ledger; keys {how}"))
 
 
-def verify_bytes(data: bytes, pinned: list[PinnedKey] | None = None) -> Result:
-    """Verify a bundle given as bytes; never raises on bad input, reports it."""
+def verify_bytes(data: bytes, pinned: list[PinnedKey] | None = None,
+                 trust: trustfile.TrustFile | None = None) -> Result:
+    """Verify a bundle given as bytes; never raises on bad input, reports it.  With a
+    trust file, its keys (and keys chained to them) are the pinned keys."""
     pinned = list(pinned or [])
     try:
         bundle = parse_bundle(data)
-        verifier = Verifier(bundle, pinned)
+        if trust is not None:
+            pinned = completeness.trust_pins(trust, bundle) + pinned
+        verifier = Verifier(bundle, pinned, trust)
         checks = verifier.run()
     except Malformed as exc:
         return Result([Check("bundle", False, f"malformed bundle: {exc}")], bool(pinned))

@@ -9,9 +9,10 @@ import json
 import re
 from datetime import datetime
 
-FORMAT = "traceledger-evidence/v1"
-TOP_KEYS = {"format", "scope", "checkpoint", "keys", "key_registrations", "predictions", "deployments",
-            "alerts", "case_events", "disclosed_input"}
+FORMAT = "traceledger-evidence/v2"
+UNSIGNED_FORMATS = ("traceledger-evidence/v1",)
+TOP_KEYS = {"format", "scope", "checkpoint", "keys", "key_events", "predictions", "deployments",
+            "alerts", "case_events", "disclosed_input", "signature"}
 CHAIN_KEYS = {"deployment", "engine_manifest", "build", "build_started", "build_succeeded", "model"}
 BODY_KEYS = {"index", "kind", "subject", "actor", "time", "payload"}
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -34,7 +35,7 @@ def _same(a, b) -> bool:
 
 
 class Malformed(ValueError):
-    """The bundle is not a well-formed, canonical traceledger-evidence/v1 document."""
+    """The bundle is not a well-formed, canonical traceledger-evidence/v2 document."""
 
 
 # ------------------------------------------------------------------ parsing
@@ -85,6 +86,9 @@ def parse_bundle(data: bytes) -> dict:
         raise Malformed("a bundle is a JSON object")
     if encode_bundle(bundle) != data:
         raise Malformed("bytes are not the canonical encoding of the bundle: it was edited")
+    if bundle.get("format") in UNSIGNED_FORMATS:
+        raise Malformed(f"{bundle['format']} bundles are not signed as a whole and cannot be proven complete: "
+                        "export the bundle again")
     _keys(bundle, TOP_KEYS, "bundle")
     if bundle["format"] != FORMAT:
         raise Malformed(f"format is {bundle['format']!r}, expected {FORMAT!r}")

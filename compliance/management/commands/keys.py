@@ -8,7 +8,7 @@ from compliance.lib.cli import ContractCommand
 class Command(ContractCommand):
     help = ("Signing keys: `keys list`, `keys rotate --purpose P`, `keys revoke KEY_ID --reason R`, "
             "`keys purge` (destroy retired private keys that earlier versions kept).")
-    user_errors = ContractCommand.user_errors + (keys.KeyFileError,)
+    user_errors = ContractCommand.user_errors + (keys.KeyFileError,)  # WitnessError is a ValueError
 
     def add_command_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -19,7 +19,9 @@ class Command(ContractCommand):
         revoke.add_argument("key_id", help="key id or an unambiguous prefix (8+ hex digits)")
         revoke.add_argument("--reason", required=True)
         sub.add_parser("purge", help="destroy the retired/revoked private key files earlier versions kept on disk")
-        for p in (rotate, revoke, sub.choices["list"], sub.choices["purge"]):
+        witness = sub.add_parser("register-witness", help="register the key of a witness that runs on another host")
+        witness.add_argument("vkey", help="the witness's vkey (remotewitness init prints it)")
+        for p in (rotate, revoke, witness, sub.choices["list"], sub.choices["purge"]):
             p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
 
     def run(self, **o):
@@ -35,6 +37,12 @@ class Command(ContractCommand):
                 vkey = ledger_vkey()
                 lines.append(f"ledger vkey: {vkey}\nwitnesses: manage.py witness --trust-vkey {vkey}")
             return "\n".join(lines), {"new": new.to_dict(), "retired": old.to_dict() if old else None}
+        if o["action"] == "register-witness":
+            from compliance.ledger import witnesses
+
+            key = witnesses.register_remote(o["vkey"], actor=actor)
+            return (f"registered witness {key.name} key {key.key_id} (ledger entry #{key.registered_index}); "
+                    "auditors pin it with `trust export` or in their trust file"), {"key": key.to_dict()}
         if o["action"] == "revoke":
             key, replacement = keys.revoke(o["key_id"], reason=o["reason"], actor=actor)
             lines = [f"revoked {key.purpose} key {key.key_id} at {key.revoked_at.isoformat()}: {key.revocation_reason}"]

@@ -1,3 +1,4 @@
+from compliance.ledger import trustcheck, trustfile
 from compliance.ledger.verify import verify_ledger
 from compliance.lib.cli import ContractCommand
 
@@ -10,8 +11,26 @@ class Command(ContractCommand):
         parser.add_argument("--since-last", action="store_true",
                             help="verify only what is new since the last verified checkpoint")
         parser.add_argument("--alert", action="store_true", help="raise a ledger.verification_failed alert on failure")
+        parser.add_argument("--trust", metavar="FILE",
+                            help="also prove the ledger extends the trust file's checkpoint, that later checkpoints "
+                                 "are signed by pinned (or chained) keys and that the key table agrees with the ledger")
+        parser.add_argument("--witness-state", action="append", default=[], metavar="DIR",
+                            help="with --trust: also prove the ledger extends what the witness keeping DIR (its "
+                                 "state.json, or a copy) last cosigned; repeatable")
+
+    user_errors = ContractCommand.user_errors + (trustfile.TrustFileError,)
 
     def run(self, **o):
+        if o["witness_state"] and not o.get("trust"):
+            raise ValueError("--witness-state needs --trust FILE")
+        if o.get("trust"):
+            result = trustcheck.verify(o["trust"], o["witness_state"])
+            data = result.to_dict()
+            if not result.ok:
+                data["_exit_code"] = 1
+                self.stderr.write(result.summary())
+                return "", data
+            return result.summary(), data
         result = verify_ledger(since_last=o["since_last"], alert=o["alert"])
         data = result.to_dict()
         if not result.ok:
