@@ -111,7 +111,10 @@ else:
             "NAME": TRACELEDGER_HOME / "traceledger.sqlite3",
             # Wait for the write lock instead of failing when the worker thread and a
             # request write at once; IMMEDIATE so a transaction takes it up front.
-            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+            # WAL: readers (pages, the heartbeat's reaper, verify_ledger) never block
+            # the writer nor wait for it.  Synchronous stays FULL: a ledger commit
+            # must survive a power cut.
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL"},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
