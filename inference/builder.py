@@ -189,8 +189,8 @@ def _parity_reference(model, profiles: dict, onnx_path: str,
     """The golden inputs and the ONNX model's FP32 outputs for them, or why there are none."""
     try:
         golden = parity.golden_inputs(model.inputs, profiles, seed_hex=model.sha256, calibration_path=calibration_path,
-                                      max_samples=settings.TRACELEDGER_PARITY_SAMPLES)
-    except ValueError as exc:  # inputs we cannot make (strings)
+                                      max_samples=settings.TRACELEDGER_PARITY_SAMPLES, onnx_path=onnx_path)
+    except ValueError as exc:  # no valid input can be made (strings, sizes the graph refuses)
         return parity.Golden("none", []), exc
     try:
         return golden, parity.reference_outputs(onnx_path, golden)
@@ -228,9 +228,12 @@ def _build_and_sign(build: Build, host: str, scratch: str, capture: "LogCapture"
         verify_s = time.perf_counter() - started
         started = time.perf_counter()
         golden, expected = reference.result()
-        if isinstance(expected, Exception):  # nothing to compare with
+        if isinstance(expected, Exception):  # nothing to compare with: not run, not failed
             why = first_line(str(expected)) or type(expected).__name__
-            parity_record = parity.unavailable(golden, tolerance, f"no FP32 reference on ONNX Runtime: {why}")
+            if golden.source != "none":
+                why = f"no FP32 reference on ONNX Runtime: {why}"
+            parity_record = parity.not_run(golden, tolerance, why)
+            log.warning("build %s: parity not run: %s", build.id, why)
         else:
             try:
                 parity_record = parity.check(runner, golden, tolerance, expected)
@@ -286,10 +289,10 @@ def _build_and_sign(build: Build, host: str, scratch: str, capture: "LogCapture"
             raise
     if spec.timing_cache_path and "timing.cache" in result.artifacts:
         _save_timing_cache(spec.timing_cache_path, result.artifacts["timing.cache"])
-    if not parity_record["ok"]:
+    if parity_record["ok"] is False:  # None: not run, shown on the build page, no alert
         failing = sorted(n for n, o in parity_record["outputs"].items() if not o["ok"])
         why = (f"is outside its parity tolerance on {', '.join(failing)}" if failing
-               else f"has no parity result: {parity_record.get('error', 'no outputs compared')}")
+               else "has no parity result: no outputs compared")
         events.report("build.parity_failed", f"build {build.id} ({build.precision}) {why}",
                     severity="warning", subject=f"build:{build.id}",
                     details={"build_id": build.id, "engine_sha256": spooled.sha256, "outputs": parity_record["outputs"],

@@ -2,10 +2,12 @@
 
 Engines are not byte-reproducible, so this is how a build (or a rebuild) is shown to
 compute what the model computes.  Golden inputs come from the build's calibration set
-(its first samples), else are generated to the model's shapes: dynamic axes take the
-profile's opt shape (1 without a profile), floats are standard normal, integers are 0
-or 1 (valid indices for any embedding), all from a seed derived from the model digest
-so that anyone can regenerate them.
+(its first samples), else are generated to shapes the model accepts (inference.golden_shapes:
+the profile's opt shape, else sizes checked by ONNX shape inference); floats are standard
+normal, integers lie inside the embedding tables they index, all from a seed derived from
+the model digest so that anyone can regenerate them.  When no valid input can be made,
+or the ONNX model itself cannot run on ONNX Runtime, the check is "not run" (with the
+reason): no equivalence is shown, and nothing is claimed either way.
 
 An element passes when |engine - reference| <= atol + rtol * |reference| (numpy.allclose,
 NaN equal to NaN), with atol/rtol per precision from TRACELEDGER_PARITY_TOLERANCE.
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from inference import digests
+from inference import digests, golden_shapes
 
 
 def number(value: float) -> str:
@@ -66,42 +68,24 @@ def _first_samples(npz_path: str, name: str, count: int) -> np.ndarray:
         return data[name][:count]
 
 
-def _static(dim) -> bool:
-    return isinstance(dim, int) and dim > 0
-
-
 def golden_inputs(model_inputs: list[dict], profiles: dict, *, seed_hex: str, calibration_path: str | None = None,
-                  max_samples: int = 8) -> Golden:
-    """Golden input batches for the parity check (see the module docstring)."""
+                  max_samples: int = 8, onnx_path: str | None = None) -> Golden:
+    """Golden input batches for the parity check (see the module docstring).  Raises
+    golden_shapes.NoGoldenInput when no valid input can be made."""
     if calibration_path:
         arrays = {i["name"]: _first_samples(calibration_path, i["name"], max_samples) for i in model_inputs}
         # One sample per batch: the model's batch axis may be fixed at 1.
         count = min(len(a) for a in arrays.values())
         return Golden("calibration", [{n: a[k:k + 1] for n, a in arrays.items()} for k in range(count)])
     rng = np.random.default_rng(int(seed_hex[:16], 16))
-    # A named dynamic axis ("batch") takes the same value in every input: the opt shape
-    # of a profile that names it, else 1.
-    named: dict[str, int] = {}
-    for info in model_inputs:
-        profile = profiles.get(info["name"])
-        if profile:
-            for dim, value in zip(info["shape"], profile["opt"]):
-                if isinstance(dim, str) and dim not in ("", "?"):
-                    named.setdefault(dim, int(value))
     batch = {}
-    for info in model_inputs:
-        profile = profiles.get(info["name"])
-        shape = tuple(profile["opt"]) if profile else tuple(
-            d if _static(d) else named.get(d, 1) if isinstance(d, str) else 1 for d in info["shape"])
-        dtype = np.dtype(info["dtype"])
-        if dtype.kind == "f":
-            batch[info["name"]] = rng.standard_normal(shape).astype(dtype)
-        elif dtype.kind in "iu":
-            batch[info["name"]] = rng.integers(0, 2, size=shape).astype(dtype)
-        elif dtype.kind == "b":
-            batch[info["name"]] = rng.integers(0, 2, size=shape).astype(bool)
+    for name, item in golden_shapes.plan(model_inputs, profiles, onnx_path).items():
+        if item.dtype.kind == "f":
+            batch[name] = rng.standard_normal(item.shape).astype(item.dtype)
+        elif item.dtype.kind in "iu":
+            batch[name] = rng.integers(0, item.high, size=item.shape).astype(item.dtype)
         else:
-            raise ValueError(f"cannot generate golden inputs of dtype {dtype} for {info['name']!r}")
+            batch[name] = rng.integers(0, 2, size=item.shape).astype(bool)
     return Golden("generated", [batch])
 
 
@@ -156,13 +140,15 @@ def check(runner, golden: Golden, tolerance: dict, reference: list[dict[str, np.
         for name, e in worst.items()
     }
     ok = bool(outputs) and all(o["ok"] for o in outputs.values())
-    return record(golden, tolerance) | {"outputs": outputs, "ok": ok}
+    return record(golden, tolerance) | {"status": "checked", "outputs": outputs, "ok": ok}
 
 
 def record(golden: Golden, tolerance: dict) -> dict:
     return {
         "inputs": golden.source,
         "samples": golden.samples,
+        "shapes": {name: "x".join(str(d) for d in array.shape)
+                   for name, array in (golden.batches[0].items() if golden.batches else ())},
         "golden_sha256": golden.digest(),
         "reference": f"onnxruntime {ort.__version__} fp32 CPUExecutionProvider ORT_DISABLE_ALL",
         "tolerance": {"atol": str(tolerance["atol"]), "rtol": str(tolerance["rtol"]),
@@ -170,7 +156,7 @@ def record(golden: Golden, tolerance: dict) -> dict:
     }
 
 
-def unavailable(golden: Golden, tolerance: dict, reason: str) -> dict:
-    """The record when the reference could not run (a model ONNX Runtime cannot execute):
-    no equivalence shown, so the build is flagged."""
-    return record(golden, tolerance) | {"outputs": {}, "ok": False, "error": reason[:500]}
+def not_run(golden: Golden, tolerance: dict, reason: str) -> dict:
+    """The record when no valid golden input can be made or the reference cannot run:
+    no equivalence shown, and no failure either (parity_ok stays None)."""
+    return record(golden, tolerance) | {"status": "not_run", "outputs": {}, "ok": None, "reason": reason[:500]}

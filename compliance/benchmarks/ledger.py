@@ -7,7 +7,9 @@
   leaves in the same 1M-leaf tree (filled fast: entries and nodes computed in memory
   with merkle.nodes_for_batch and COPYed in); the ratio should follow log2(n).
 - verify_per_s: entries per second of a full `verify_ledger` over the 1M-entry
-  ledger, run as its own process so its peak memory can be reported.
+  ledger with its default worker processes (TRACELEDGER_VERIFY_WORKERS: one per CPU),
+  beside verify_one_process_per_s (--workers 1, same ledger, same run); each runs as
+  its own process so its peak memory can be reported.
 
 The benchmark never touches real data: on PostgreSQL it creates `<db>_bench` (or
 TRACELEDGER_BENCH_DATABASE) on the same server and drops it afterwards; on SQLite it
@@ -239,20 +241,30 @@ def _measure_proofs(sizes: list[int], samples: int) -> dict:
     return out
 
 
-def _measure_verify(total: int) -> dict:
+def _verify_once(total: int, workers: int) -> dict:
     """A full verify_ledger in its own process, for its rate and its peak memory."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t = time.perf_counter()
-    child = subprocess.run([sys.executable, "manage.py", "verify_ledger", "--json"], cwd=BASE_DIR,
-                           capture_output=True, text=True)
+    child = subprocess.run([sys.executable, "manage.py", "verify_ledger", "--json", "--workers", str(workers)],
+                           cwd=BASE_DIR, capture_output=True, text=True)
     wall = time.perf_counter() - t
+    # the process's own peak, with its workers' (each its own RSS; they share the code pages)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     result = json.loads(child.stdout)
     if not result["ok"] or result["entries_checked"] != total:
         raise RuntimeError(f"verify_ledger did not pass the benchmark ledger: {result['message']}")
-    return {"verify_entries": total, "verify_per_s": round(result["entries_per_s"], 1),
-            "verify_s": round(result["seconds"], 2), "verify_process_s": round(wall, 2),
-            "verify_peak_rss_mb": round(max(peak_kb, before) / 1024, 1)}
+    return {"per_s": round(result["entries_per_s"], 1), "s": round(result["seconds"], 2),
+            "process_s": round(wall, 2), "peak_rss_mb": round(peak_kb / 1024, 1), "workers": result["workers"]}
+
+
+def _measure_verify(total: int) -> dict:
+    """verify_ledger with its default workers, and in one process (the baseline), same run."""
+    one = _verify_once(total, 1)
+    parallel = _verify_once(total, 0)
+    return {"verify_entries": total, "verify_per_s": parallel["per_s"], "verify_s": parallel["s"],
+            "verify_process_s": parallel["process_s"], "verify_workers": parallel["workers"],
+            "verify_peak_rss_mb": max(parallel["peak_rss_mb"], one["peak_rss_mb"]),
+            "verify_one_process_per_s": one["per_s"],
+            "verify_speedup": round(parallel["per_s"] / one["per_s"], 2) if one["per_s"] else None}
 
 
 def child(quick: bool) -> dict:

@@ -26,9 +26,10 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
+from django.db import connection
 from django.db.models import Max, Min, Q
 
-from compliance.ledger import events, keyevents, keylog, ledger, merkle, notes, tree
+from compliance.ledger import events, keyevents, keylog, ledger, merkle, notes, tree, verify_parallel
 from compliance.ledger.checkpoints import CheckpointInvalid, Keyring
 from compliance.models import Checkpoint, LedgerEntry, MerkleNode, VerificationRun, WitnessCosignature
 
@@ -58,6 +59,7 @@ class Result:
     checkpoint_size: int | None = None
     checkpoint_root: str = ""
     run_id: int | None = None
+    workers: int = 1  # processes that checked the entries (1: this one)
 
     @property
     def entries_per_s(self) -> float:
@@ -113,9 +115,22 @@ def _fold(stack: list[bytes]) -> bytes:
     return root
 
 
+def _can_fork_workers() -> bool:
+    """Worker processes see what this one sees: committed rows in a database file or
+    server (not an in-memory SQLite, not an open transaction), and may be started here
+    (not inside a daemonic process such as a Celery prefork child)."""
+    import multiprocessing
+
+    name = str(connection.settings_dict.get("NAME") or "")
+    in_memory = connection.vendor == "sqlite" and (not name or ":memory:" in name or "mode=memory" in name)
+    return not (in_memory or connection.in_atomic_block or multiprocessing.current_process().daemon)
+
+
 class _Verifier:
-    def __init__(self, chunk: int = CHUNK):
+    def __init__(self, chunk: int = CHUNK, workers: int = 1, progress=None):
         self.chunk = chunk
+        self.workers = workers
+        self.progress = progress or (lambda done, total: None)
         # keys as the ledger registers them; the key table is compared at the end
         self.key_log = keyevents.load()
         self.ledger_keys = Keyring("ledger", self.key_log)
@@ -151,9 +166,18 @@ class _Verifier:
         checkpoints = self._checkpoints(anchor.id or 0, max_checkpoint_id)
         pending = next(checkpoints, None)
         pending = self._check_due(pending, checkpoints, anchor.size, stack)
-        for a in range(anchor.size, n, self.chunk):
+        aligned = min(n, -(-anchor.size // self.chunk) * self.chunk)
+        parallel = (self.workers > 1 and self.chunk & (self.chunk - 1) == 0 and n - aligned >= 2 * self.chunk
+                    and _can_fork_workers())
+        for a in range(anchor.size, aligned if parallel else n, self.chunk):
             b = min(n, (a // self.chunk + 1) * self.chunk)
             pending = self._chunk(a, b, stack, pending, checkpoints)
+            self.progress(b - anchor.size, n - anchor.size)
+        if parallel:
+            result.workers = self.workers
+            sizes = list(Checkpoint.objects.filter(id__gt=anchor.id or 0, id__lte=max_checkpoint_id,
+                                                   size__gt=aligned).values_list("size", flat=True))
+            pending = self._parallel(aligned, n, stack, pending, checkpoints, sizes, anchor.size)
         if pending is not None:
             raise Failure(n, f"checkpoint #{pending.id} vouches for {pending.size} entries but the ledger has {n}: "
                              f"entries {n}..{pending.size - 1} are missing (the log was truncated)")
@@ -277,6 +301,46 @@ class _Verifier:
         self.result.checkpoint_id, self.result.checkpoint_size = cp.id, cp.size
         self.result.checkpoint_root = cp.root_hash
 
+    def _parallel(self, start: int, n: int, stack: list[bytes], pending, checkpoints, sizes: list[int], origin: int):
+        """Chunks [start, n) checked by worker processes (verify_parallel), folded here in order."""
+        top = self.chunk.bit_length() - 1
+        node_hash = merkle.node_hash
+        with verify_parallel.pool(self.workers) as executor:
+            for a, b, result in verify_parallel.chunk_results(executor, start, n, self.chunk, top, STORED_FROM_LEVEL,
+                                                              sizes, 2 * self.workers):
+                if result[0] == "fail":
+                    raise Failure(result[1], result[2])
+                _, frontier, inside, nodes_checked = result
+                # the key entries' leaves (checked by the worker with their rows), for the
+                # key registry each checkpoint commits to
+                key_rows = list(LedgerEntry.objects.filter(index__gte=a, index__lt=b, kind__in=keylog.KEY_KINDS)
+                                .order_by("index").values_list("index", "leaf_hash"))
+                while pending is not None and a < pending.size < b and pending.size in inside:
+                    while key_rows and key_rows[0][0] < pending.size:
+                        self.key_leaves.append(bytes.fromhex(key_rows.pop(0)[1]))
+                    pending = self._check_due(pending, checkpoints, pending.size, stack + inside[pending.size])
+                self.key_leaves.extend(bytes.fromhex(h) for _, h in key_rows)
+                if b - a == self.chunk:  # a whole subtree: its root joins the frontier
+                    (h,) = frontier
+                    level, i, above = top, a >> top, None
+                    while i & 1:
+                        h = node_hash(stack.pop(), h)
+                        level, i = level + 1, i >> 1
+                        if above is None:
+                            above = verify_parallel.stored_nodes_above(a, b, top)
+                            nodes_checked += len(above)
+                        stored = above.get((level << SHIFT) | i)
+                        if stored != h and (stored is not None or level >= STORED_FROM_LEVEL):
+                            raise Failure(i << level, self._node_problem(level, i, stored))
+                    stack.append(h)
+                else:
+                    stack.extend(frontier)
+                self.result.entries_checked += b - a
+                self.result.nodes_checked += nodes_checked
+                pending = self._check_due(pending, checkpoints, b, stack)
+                self.progress(b - origin, n - origin)
+        return pending
+
     def _nodes_completing_in(self, a: int, b: int) -> dict[int, bytes]:
         """Stored nodes whose last leaf lies in [a, b), keyed by node id."""
         q = Q()
@@ -327,20 +391,19 @@ class _Verifier:
 
     @staticmethod
     def _node_problem(level: int, i: int, stored: bytes | None) -> str:
-        what = (f"stored leaf node of entry #{i}" if level == 0 else
-                f"stored Merkle node (level {level}, index {i}) over entries {i << level}..{((i + 1) << level) - 1}")
-        if stored is None:
-            return f"{what} is missing"
-        return f"{what} differs from the hash recomputed from the entries"
+        return verify_parallel.node_problem(level, i, stored)
 
 
-def verify_ledger(since_last: bool = False, *, alert: bool = False, chunk: int = CHUNK) -> Result:
+def verify_ledger(since_last: bool = False, *, alert: bool = False, chunk: int = CHUNK, workers: int = 1,
+                  progress=None) -> Result:
     """Verify the ledger (everything, or only what is new since the last verified
     checkpoint); record the run; raise a `ledger.verification_failed` alert on failure
-    when `alert` is set.  Never raises for a bad ledger: the Result says what is wrong."""
+    when `alert` is set.  Never raises for a bad ledger: the Result says what is wrong.
+    `workers` > 1 checks whole chunks in that many forked processes where they can see
+    the same rows (verify_parallel); `progress(done, total)` is told entries as they pass."""
     run = VerificationRun.objects.create(mode=VerificationRun.SINCE_LAST if since_last else VerificationRun.FULL)
     started = time.monotonic()
-    verifier = _Verifier(chunk)
+    verifier = _Verifier(chunk, workers, progress)
     try:
         result = verifier.run(since_last)
     except Failure as failure:

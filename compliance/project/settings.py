@@ -224,7 +224,10 @@ else:
             "NAME": _private_file(TRACELEDGER_HOME / "traceledger.sqlite3"),
             # Wait for the write lock instead of failing when the worker thread and a
             # request write at once; IMMEDIATE so a transaction takes it up front.
-            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+            # WAL: readers (pages, the heartbeat's reaper, verify_ledger) never block
+            # the writer nor wait for it.  Synchronous stays FULL: a ledger commit
+            # must survive a power cut.
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL"},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -375,6 +378,9 @@ TRACELEDGER_PARITY_TOLERANCE = {
     "bf16": {"atol": "5e-2", "rtol": "5e-2"},
     "int8": {"atol": "1e-1", "rtol": "1e-1"},
 }
+# `manage.py verify_ledger` checks whole subtrees in this many worker processes
+# (0: one per CPU); the periodic task and "Verify now" run in one process.
+TRACELEDGER_VERIFY_WORKERS = envint("TRACELEDGER_VERIFY_WORKERS", "0")
 TRACELEDGER_PARITY_SAMPLES = envint("TRACELEDGER_PARITY_SAMPLES", "8")
 TRACELEDGER_REVERIFY_INTERVAL_S = envint("TRACELEDGER_REVERIFY_INTERVAL_S", "86400")
 # An unacknowledged build message is redelivered after this long (acks_late); it must

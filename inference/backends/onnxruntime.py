@@ -187,6 +187,14 @@ class OnnxRuntimeBackend:
         from onnxconverter_common import float16
 
         model = onnx.load(onnx_path)
+        # The converter names the Casts around the nodes it keeps in FP32 (Resize, ...)
+        # after those nodes: two unnamed ones would give two Casts the same output name.
+        taken = {node.name for node in model.graph.node}
+        for position, node in enumerate(model.graph.node):
+            if not node.name:
+                node.name = next(n for n in (f"{node.op_type}_{position}", f"{node.op_type}_{position}_")
+                                 if n not in taken)
+                taken.add(node.name)
         converted = float16.convert_float_to_float16(model, keep_io_types=True)
         _retarget_casts(converted)
         out = os.path.join(tmp, "fp16.onnx")

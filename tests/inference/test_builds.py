@@ -223,25 +223,6 @@ def test_it_records_every_precision_flag_and_no_floats_in_the_manifest(worker, t
     assert statement["predicate"]["buildDefinition"]["buildType"] == dsse.BUILD_TYPE
 
 
-def test_it_flags_a_build_whose_parity_cannot_be_shown(db):
-    """A string input cannot be generated: no equivalence is shown, so the build is
-    flagged with the reason instead of passing silently."""
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph([helper.make_node("Identity", ["text"], ["same"])], "strings",
-                              [helper.make_tensor_value_info("text", TensorProto.STRING, ["n"])],
-                              [helper.make_tensor_value_info("same", TensorProto.STRING, ["n"])])
-    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx_model.ir_version = 8
-    model = register(onnx_model.SerializeToString(), name="strings")
-    requested = Build.objects.create(model=model, backend="onnxruntime", precision="fp32", submitter="bob",
-                                     commit="c" * 40)
-    done = run_build(requested.id)
-    assert done.status == Build.SUCCEEDED and done.parity_ok is False
-    assert "cannot generate golden inputs" in done.parity["error"]
-    assert "has no parity result" in Alert.objects.get(kind="build.parity_failed").message
-
-
 @pytest.mark.parametrize("save", [np.savez, np.savez_compressed], ids=["stored", "compressed"])
 def test_it_reads_only_the_first_golden_samples_of_a_calibration_set(tmp_path, save):
     from inference.parity import golden_inputs

@@ -1,6 +1,11 @@
+import os
+
+from django.conf import settings
+
 from compliance.ledger import trustcheck, trustfile
 from compliance.ledger.verify import verify_ledger
 from compliance.lib.cli import ContractCommand
+from compliance.lib.progress import progress
 
 
 class Command(ContractCommand):
@@ -17,6 +22,8 @@ class Command(ContractCommand):
         parser.add_argument("--witness-state", action="append", default=[], metavar="DIR",
                             help="with --trust: also prove the ledger extends what the witness keeping DIR (its "
                                  "state.json, or a copy) last cosigned; repeatable")
+        parser.add_argument("--workers", type=int, default=None,
+                            help="worker processes (default TRACELEDGER_VERIFY_WORKERS; 0: one per CPU; 1: none)")
 
     user_errors = ContractCommand.user_errors + (trustfile.TrustFileError,)
 
@@ -31,7 +38,13 @@ class Command(ContractCommand):
                 self.stderr.write(result.summary())
                 return "", data
             return result.summary(), data
-        result = verify_ledger(since_last=o["since_last"], alert=o["alert"])
+        workers = settings.TRACELEDGER_VERIFY_WORKERS if o["workers"] is None else o["workers"]
+        if workers < 0:
+            raise ValueError("--workers must be 0 (one per CPU) or more")
+        workers = workers or os.cpu_count() or 1
+        with progress(None, "verifying ledger", unit="entries") as bar:
+            result = verify_ledger(since_last=o["since_last"], alert=o["alert"], workers=workers,
+                                   progress=bar.advance_to)
         data = result.to_dict()
         if not result.ok:
             data["_exit_code"] = 1

@@ -1,6 +1,7 @@
 import time
 
 from compliance.lib.cli import ContractCommand, ci_commit, ci_user
+from compliance.lib.progress import progress
 from inference.build_requests import check_build_request, do_request_build
 from inference.specs import parse_profile
 from lineage.actions import get_model
@@ -37,11 +38,17 @@ class Command(ContractCommand):
                                  submitter=submitter, commit=o["commit"] or ci_commit(), calibration=calibration)
         if o["wait"]:
             deadline = time.monotonic() + o["timeout"]
-            while True:
-                build.refresh_from_db()
-                if build.status in Build.FINAL or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+            stages = [Build.QUEUED, Build.BUILDING, Build.VERIFYING, Build.SIGNING]
+            with progress(len(stages), f"build {build.id}", unit="stage") as bar:
+                while True:
+                    build.refresh_from_db()
+                    if build.status in Build.FINAL or time.monotonic() > deadline:
+                        bar.advance_to(len(stages) if build.status == Build.SUCCEEDED else bar_done(bar))
+                        break
+                    if build.status in stages:
+                        bar.describe(f"build {build.id}: {build.status}")
+                        bar.advance_to(stages.index(build.status))
+                    time.sleep(0.2)
         engine = getattr(build, "engine", None) if build.status == Build.SUCCEEDED else None
         data = {"build_id": build.id, "status": build.status, "engine_id": engine.id if engine else None,
                 "engine_sha256": engine.sha256 if engine else None, "error": build.error or None,
@@ -53,8 +60,14 @@ class Command(ContractCommand):
             summary += f"; engine {engine.id} sha256 {engine.sha256}"
             if build.parity_ok is False:
                 summary += "; FLAGGED: outside its parity tolerance"
+            elif (build.parity or {}).get("status") == "not_run":
+                summary += f"; parity not run: {build.parity.get('reason', '')}"
         if build.error:
             summary += f"; {build.error}"
         if o["wait"] and build.status != Build.SUCCEEDED:
             data["_exit_code"] = 1
         return summary, data
+
+
+def bar_done(bar) -> int:
+    return bar.bar.n if bar.bar is not None else 0

@@ -1,0 +1,60 @@
+"""Long command-line work shows progress (done, total, rate, time left) on a terminal,
+and nothing but its JSON off one."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.embedded]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def embedded_home(tmp_path_factory):
+    """A migrated embedded database with a small signed ledger, in its own home."""
+    home = tmp_path_factory.mktemp("progress-home")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    env |= {"TRACELEDGER_HOME": str(home), "COLUMNS": "120"}
+    for args in (["migrate", "--noinput", "-v", "0"], ["checkpoint"]):
+        subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True)
+    return env
+
+
+def test_it_shows_verify_ledger_progress_on_a_terminal(embedded_home):
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # a 120-column terminal
+    try:
+        done = subprocess.run([sys.executable, "manage.py", "verify_ledger", "--json"], cwd=ROOT, env=embedded_home,
+                              stdout=subprocess.PIPE, stderr=follower, timeout=120)
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["ok"] is True  # stdout stays one JSON object
+    text = shown.decode(errors="replace")
+    assert "verifying ledger" in text and "entries/s" in text and "100%" in text, text
+
+
+def test_it_shows_no_progress_off_a_terminal(embedded_home):
+    done = subprocess.run([sys.executable, "manage.py", "verify_ledger", "--json"], cwd=ROOT, env=embedded_home,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == ""
+    assert json.loads(done.stdout)["ok"] is True
