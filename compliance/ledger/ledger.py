@@ -11,6 +11,7 @@ makes a swapped or re-ordered row detectable from the row alone.
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
@@ -128,7 +129,8 @@ def append_many(events: list[Event]) -> list[LedgerEntry]:
         tree.store_leaves(start, [bytes.fromhex(e.leaf_hash) for e in entries])
         LedgerHead.objects.filter(pk=1).update(size=start + len(entries))
         if audit_log.isEnabledFor(logging.INFO):
-            transaction.on_commit(lambda: _log_entries(events, start))
+            context = contextvars.copy_context()  # the request id and user of the caller's log lines
+            transaction.on_commit(lambda: context.run(_log_entries, events, start))
     return entries
 
 
@@ -177,8 +179,8 @@ def append_rendered(kind: str, items: Sequence, render: Callable[[int, object], 
     tree.store_nodes(nodes.rows)
     LedgerHead.objects.filter(pk=1).update(size=start + len(items))
     if audit_log.isEnabledFor(logging.INFO):
-        count = len(items)  # one line per batch: these are the hot path's predictions
-        transaction.on_commit(lambda: audit_log.info("ledger entries %s x%d", kind, count, extra={
+        count, context = len(items), contextvars.copy_context()  # one line per batch: the hot path's predictions
+        transaction.on_commit(lambda: context.run(audit_log.info, "ledger entries %s x%d", kind, count, extra={
             "event_kind": kind, "ledger_index": start, "count": count}))
     return start
 

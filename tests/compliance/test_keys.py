@@ -111,3 +111,18 @@ def test_it_refuses_to_sign_with_a_revoked_current_key(keys_dir):
     SigningKey.objects.filter(key_id=signer.key_id).update(revoked_at=SigningKey.objects.get().created_at)
     with pytest.raises(keys.KeyFileError, match="is revoked"):
         keys.get_signer("witness")
+
+
+def test_it_makes_missing_keys_once_where_generation_is_off(keys_dir, settings, capsys):
+    settings.TRACELEDGER_GENERATE_KEYS = False
+    with pytest.raises(keys.KeyFileError):
+        keys.get_signer("ledger")
+    call_command("keys", "init", "--purpose", "ledger", "webhook", "--json")
+    made = json.loads(capsys.readouterr().out)["keys"]
+    assert [(k["purpose"], k["made"]) for k in made] == [("ledger", True), ("webhook", True)]
+    assert mode(keys_dir / "ledger.pem") == 0o600
+    assert SigningKey.objects.filter(key_id=made[0]["key_id"], purpose="ledger").exists()
+    call_command("keys", "init", "--purpose", "ledger", "--json")
+    again = json.loads(capsys.readouterr().out)["keys"]
+    assert again == [{"purpose": "ledger", "key_id": made[0]["key_id"], "made": False}]
+    assert keys.get_signer("ledger").key_id == made[0]["key_id"]
