@@ -27,6 +27,10 @@ max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "200"))
 # Only the load balancer's addresses may set X-Forwarded-Proto/-For: Django trusts
 # X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER) to know a request came over HTTPS.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# TLS in gunicorn itself, for a host with no load balancer in front (or a re-encrypting one);
+# usually the load balancer terminates TLS and sets X-Forwarded-Proto.
+certfile = os.environ.get("GUNICORN_CERTFILE") or None
+keyfile = os.environ.get("GUNICORN_KEYFILE") or None
 # Request bodies: ONNX uploads are limited by TRACELEDGER_MAX_UPLOAD_BYTES in Django;
 # header limits stay gunicorn's defaults.
 worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", "/dev/shm" if os.path.isdir("/dev/shm") else None)
@@ -41,7 +45,9 @@ logconfig_dict = {
                             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
                             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}}},
     "handlers": {"error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
-    "loggers": {"gunicorn.error": {"handlers": ["error_console"], "level": loglevel.upper(), "propagate": False}},
+    "root": {"handlers": ["error_console"], "level": "INFO"},  # Django's LOGGING takes over in the workers
+    "loggers": {"gunicorn.error": {"handlers": ["error_console"], "level": loglevel.upper(), "propagate": False},
+                "gunicorn.access": {"handlers": [], "level": "INFO", "propagate": False}},
 }
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "compliance.project.settings_production")
