@@ -168,6 +168,10 @@ def start_topology(base: Path, metrics_token: str) -> Topology:
                               "--without-gossip", "--without-mingle", "-n", f"smoke-{os.getpid()}@%h", "-l", "info"])
     topology.start("beat", ["celery", "-A", "compliance.project", "beat", "-l", "info",
                             "-s", str(base / "celerybeat-schedule")])
-    topology.wait("web", lambda: answers(f"{topology.url}/healthz"))
-    topology.wait("worker", lambda: "ready" in topology.log("worker"))
+    try:
+        topology.wait("web", lambda: answers(f"{topology.url}/healthz"))
+        topology.wait("worker", lambda: "ready" in topology.log("worker"))
+    except BaseException:
+        topology.stop()  # a worker left running would take the next run's tasks
+        raise
     return topology
