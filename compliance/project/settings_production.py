@@ -56,7 +56,3 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # The web processes sign webhooks and checkpoints on demand: they are not ready without those keys.
 TRACELEDGER_READY_KEYS = [p for p in os.environ.get("TRACELEDGER_READY_KEYS", "ledger,webhook").split(",") if p]
 
-# Dashboard reads from a PostgreSQL replica when one is named (compliance.project.dbrouter).
-if os.environ.get("DATABASE_REPLICA_URL"):
-    DATABASES["replica"] = dj_database_url.parse(os.environ["DATABASE_REPLICA_URL"], conn_max_age=60)  # noqa: F405
-    DATABASE_ROUTERS = ["compliance.project.dbrouter.ReplicaRouter"]

@@ -1,10 +1,12 @@
-"""The production processes, started as deploy/ documents them, for tests/deploy: gunicorn
-with deploy/gunicorn.conf.py and the production settings, a Celery worker on both queues
-and Celery beat, all against this run's PostgreSQL test database and Redis."""
+"""The production processes for tests/deploy, started with the commands of
+deploy/compose.yaml: gunicorn with deploy/gunicorn.conf.py and the production settings,
+the gpu-queue and default Celery workers and beat, all against this run's PostgreSQL
+test database and Redis."""
 from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import socket
 import ssl
@@ -104,6 +106,7 @@ class Topology:
     env: dict[str, str] = field(default_factory=dict)
 
     def start(self, name: str, args: list[str]) -> None:
+        """Run a compose command (`gunicorn …`, `celery …`) with this interpreter."""
         self.logs[name] = self.base / f"{name}.log"
         out = open(self.logs[name], "wb")
         self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env, stdout=out,
@@ -146,6 +149,29 @@ def _wait_for_group(pgid: int, timeout: float = 10) -> None:
 UNVERIFIED = ssl._create_unverified_context()  # our own self-signed certificate
 
 
+def compose() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+
+
+def compose_commands() -> dict[str, list[str]]:
+    """The command of each application service in deploy/compose.yaml, as an argument
+    list; a `sh -c "… && exec CMD"` wrapper gives its exec'd command."""
+    commands = {}
+    for name, service in compose()["services"].items():
+        command = service.get("command")
+        if not command:
+            continue
+        if command[:2] == ["sh", "-c"]:
+            exec_part = command[2].split("exec ", 1)
+            if len(exec_part) == 1:
+                continue
+            command = shlex.split(exec_part[1])
+        commands[name] = command
+    return commands
+
+
 def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2, context=UNVERIFIED) as response:
@@ -163,14 +189,16 @@ def start_topology(base: Path, metrics_token: str) -> Topology:
         GUNICORN_CERTFILE=str(cert), GUNICORN_KEYFILE=str(key),
         PROMETHEUS_MULTIPROC_DIR=str(base / "prometheus"), TRACELEDGER_METRICS_TOKEN=metrics_token,
         TRACELEDGER_CHECKPOINT_INTERVAL_S="2", TRACELEDGER_PROVENANCE_SHIPPER="thread")
-    topology.start("web", ["gunicorn", "-c", "deploy/gunicorn.conf.py", "compliance.project.wsgi"])
-    topology.start("worker", ["celery", "-A", "compliance.project", "worker", "-Q", "gpu,default", "-c", "1",
-                              "--without-gossip", "--without-mingle", "-n", f"smoke-{os.getpid()}@%h", "-l", "info"])
-    topology.start("beat", ["celery", "-A", "compliance.project", "beat", "-l", "info",
-                            "-s", str(base / "celerybeat-schedule")])
+    commands = compose_commands()
+    topology.start("web", commands["web"])
+    topology.start("worker-gpu", commands["worker-gpu"])
+    topology.start("worker-default", commands["worker-default"])
+    beat = commands["beat"]
+    topology.start("beat", [*beat[:beat.index("-s")], "-s", str(base / "celerybeat-schedule")])
     try:
         topology.wait("web", lambda: answers(f"{topology.url}/healthz"))
-        topology.wait("worker", lambda: "ready" in topology.log("worker"))
+        for worker in ("worker-gpu", "worker-default"):
+            topology.wait(worker, lambda: "ready." in topology.log(worker))
     except BaseException:
         topology.stop()  # a worker left running would take the next run's tasks
         raise

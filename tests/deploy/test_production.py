@@ -1,8 +1,8 @@
-"""The production path as CI can run it without containers: the processes of
+"""The production path as CI can run it without containers: the commands of
 deploy/compose.yaml started directly (tests/deploy/production.py) — gunicorn with two
-workers and the production settings, a Celery worker and beat, on PostgreSQL and Redis.
-A person signs in over HTTPS, requests a build that a worker builds, and opens a trace in Chromium
-with its CSS and plotly.js served by whitenoise; /healthz, /readyz and /metrics answer as
+workers and the production settings, the gpu-queue and default workers and beat, on
+PostgreSQL and Redis. A person signs in over HTTPS, requests a build that the gpu worker
+builds, and opens a trace in Chromium with its CSS and plotly.js served by whitenoise; /healthz, /readyz and /metrics answer as
 a load balancer and Prometheus expect; `check --deploy` is clean."""
 from __future__ import annotations
 
@@ -133,6 +133,7 @@ def test_it_signs_in_builds_and_draws_a_trace_in_chromium(prod, django_db_blocke
         with django_db_blocker.unblock():  # committed at once: the web processes read it
             build = Build.objects.get(id=int(page.url.rstrip("/").split("/")[-1]))
             assert build.status == "succeeded" and build.engine.sha256
+            assert "inference.tasks.build_engine" in prod.log("worker-gpu")  # the gpu queue's worker built it
             do_deploy(build.engine, service="smoke", acting_user="bob")
             _, meta = AuditedService.open("smoke").predict({"X": np.array([[35, 48.0, 0.3, 4, 0, 6]], dtype=np.float32)})
             connections.close_all()  # opened inside Playwright's greenlet, which has connections of its own
@@ -197,10 +198,10 @@ def test_beat_schedules_checkpoints_that_the_worker_signs(prod, django_db_blocke
         assert last_event > 5
         while not Checkpoint.objects.filter(size__gt=last_event).exists():
             assert time.monotonic() < deadline, (last_event, list(Checkpoint.objects.values_list("size", flat=True)),
-                                                 prod.log("worker")[-1500:])
+                                                 prod.log("worker-default")[-1500:])
             time.sleep(0.5)
     assert "Sending due task ledger-checkpoint" in prod.log("beat")
-    assert "compliance.tasks.make_checkpoint" in prod.log("worker")
+    assert "compliance.tasks.make_checkpoint" in prod.log("worker-default")
 
 
 # Marked only so that pytest-django sets up the test database when this module runs alone:
