@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run install system-deps migrate demo serve test test-services test-embedded bench bench-quick check clean
+.PHONY: run install system-deps migrate demo serve test test-services test-embedded bench bench-quick check clean smoke
 
 run: install migrate demo serve
 
@@ -84,3 +84,8 @@ check: install
 
 clean:
 	rm -rf var
+
+# The production path (tests/deploy): gunicorn, workers and beat as deploy/compose.yaml
+# starts them, on PostgreSQL and Redis; backup and restore. Part of `make test` too.
+smoke: install
+	$(PY) -m pytest -q tests/deploy

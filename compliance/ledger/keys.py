@@ -174,6 +174,20 @@ def get_signer(purpose: str) -> Signer:
     return signer
 
 
+def init(purpose: str) -> tuple[Signer, bool]:
+    """Make the key of `purpose` if its file is missing (a production host's first
+    start, where TRACELEDGER_GENERATE_KEYS is off) and register it; (signer, made)."""
+    path = key_path(purpose)
+    made = False
+    if not path.exists():
+        try:
+            write_private_key(path, Ed25519PrivateKey.generate())
+            made = True
+        except FileExistsError:
+            pass
+    return get_signer(purpose), made
+
+
 def current_key_id(purpose: str) -> str | None:
     """Key id of the current key file of `purpose`, or None when there is none."""
     path = key_path(purpose)

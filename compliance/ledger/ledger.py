@@ -11,7 +11,9 @@ makes a swapped or re-ordered row detectable from the row alone.
 """
 from __future__ import annotations
 
+import contextvars
 import json
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,9 @@ from compliance.ledger import merkle, tree
 from compliance.ledger.bulk import copy_lines, insert_rows
 from compliance.ledger.canonical import canonical_json
 from compliance.models import LedgerEntry, LedgerHead
+
+# One JSON log line per committed entry (production logging); the ledger stays the record.
+audit_log = logging.getLogger("traceledger.audit")
 
 KINDS = {
     "model.registered",
@@ -131,7 +136,17 @@ def append_many(events: list[Event]) -> list[LedgerEntry]:
         insert_rows(LedgerEntry, ENTRY_FIELDS, [tuple(getattr(e, f) for f in ENTRY_FIELDS) for e in entries])
         tree.store_leaves(start, [bytes.fromhex(e.leaf_hash) for e in entries])
         LedgerHead.objects.filter(pk=1).update(size=start + len(entries))
+        if audit_log.isEnabledFor(logging.INFO):
+            context = contextvars.copy_context()  # the request id and user of the caller's log lines
+            transaction.on_commit(lambda: context.run(_log_entries, events, start))
     return entries
+
+
+def _log_entries(events: list[Event], start: int) -> None:
+    for offset, event in enumerate(events):
+        audit_log.info("ledger entry %s", event.kind, extra={
+            "event_kind": event.kind, "ledger_index": start + offset, "subject": event.subject[:128],
+            "actor": event.actor})
 
 
 # Rendered appends stream in chunks, so that on PostgreSQL the server stores one
@@ -171,6 +186,10 @@ def append_rendered(kind: str, items: Sequence, render: Callable[[int, object], 
         LedgerEntry.objects.bulk_create(rows, batch_size=2000)
     tree.store_nodes(nodes.rows)
     LedgerHead.objects.filter(pk=1).update(size=start + len(items))
+    if audit_log.isEnabledFor(logging.INFO):
+        count, context = len(items), contextvars.copy_context()  # one line per batch: the hot path's predictions
+        transaction.on_commit(lambda: context.run(audit_log.info, "ledger entries %s x%d", kind, count, extra={
+            "event_kind": kind, "ledger_index": start, "count": count}))
     return start
 
 

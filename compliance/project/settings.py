@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import dj_database_url
-import plotly
 
 BASE_DIR = Path(__file__).resolve().parents[2]  # the repository root (compliance/project/settings.py)
 
@@ -115,6 +114,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz answer before host checks and the HTTPS redirect: a load
+    # balancer probes by IP over plain HTTP.
+    "compliance.web.health.HealthMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # 400 for NUL bytes and lone surrogates in paths, queries, forms and JSON (issue 22)
     "compliance.web.input_guard.InputGuardMiddleware",
@@ -123,6 +125,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # a request id and the user on every log line; request counts for /metrics
+    "compliance.web.observability.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -248,8 +252,12 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-# plotly.js is served from the plotly package itself: no vendored copy, no build step.
-STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", Path(plotly.__file__).parent / "package_data")]
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "compliance.web.staticfinders.PlotlyFinder",  # plotly.min.js from the plotly package
+]
 STATIC_ROOT = TRACELEDGER_HOME / "staticfiles"
 
 # Uploads larger than this go to a temporary file instead of memory.
@@ -351,12 +359,28 @@ CELERY_BEAT_SCHEDULE = {
     if every > 0
 }
 
+# Log lines: plain text in development; "json" (production's default) writes one JSON
+# object per line with the request id and the user (compliance.lib.logcontext).
+TRACELEDGER_LOG_FORMAT = os.environ.get("TRACELEDGER_LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"context": {"()": "compliance.lib.logcontext.RequestContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(user)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(user)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["context"],
+                             "formatter": TRACELEDGER_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }
+# Readiness (/readyz): the purposes whose private key this process must be able to read.
+# Empty: none (the embedded default generates keys on first use).
+TRACELEDGER_READY_KEYS = [p for p in os.environ.get("TRACELEDGER_READY_KEYS", "").split(",") if p]
 
 # Engine builds (inference/builder.py).  Backends the build workers offer, comma-separated;
 # empty: those that import here.  A request for any other backend is refused up front.

@@ -298,7 +298,8 @@ def metrics_view(request):
         return response
     elif not has_role(request.user, *READ_ROLES):
         return HttpResponse("your role does not allow this\n", status=403, content_type="text/plain")
-    return HttpResponse(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+    body, content_type = metrics.render(request.headers.get("Accept", ""))
+    return HttpResponse(body, content_type=content_type)
 
 
 @role_required(*READ_ROLES)

@@ -1,10 +1,17 @@
-"""The /metrics endpoint's series, in the Prometheus text exposition format 0.0.4.
+"""/metrics through prometheus_client, correct under several gunicorn workers.
 
-Collectors are plain functions returning Metric objects.  The built-in ones cover what
-exists; other parts add theirs with `register(fn)` (from their AppConfig.ready) or by
-naming them in the TRACELEDGER_METRICS_COLLECTORS setting (dotted paths; a path whose
-module is not installed yet is skipped).  A later collector's metric replaces an
-earlier one of the same name, so a precise source can take over a generic one.
+Two kinds of series. Counters that each process counts for itself (requests served, by
+view and status, and their durations) are prometheus_client metrics; with
+PROMETHEUS_MULTIPROC_DIR set (production: deploy/gunicorn.conf.py sets it up and cleans
+it) every worker writes them to files there and a scrape sums them across the workers,
+whichever worker answers. Series read from the database or the spool (engine loads,
+builds, alerts, the ledger, checkpoints) are the same from any process, so they are
+computed at scrape time by custom collectors: plain functions returning Metric objects.
+The built-in ones cover what exists; other parts add theirs with `register(fn)` (from
+their AppConfig.ready) or by naming them in the TRACELEDGER_METRICS_COLLECTORS setting
+(dotted paths; a path whose module is not installed yet is skipped). A later collector's
+metric replaces an earlier one of the same name, so a precise source can take over a
+generic one.
 """
 from __future__ import annotations
 
@@ -16,8 +23,24 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db.models import Count
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 
 from compliance.web.ledger_status import latest_checkpoint, optional_function
+
+# This process's own counters; in multiprocess mode their values live in files.
+PROCESS_REGISTRY = CollectorRegistry()
+HTTP_REQUESTS = Counter("traceledger_http_requests", "HTTP requests served, by view and status.",
+                        ["method", "view", "status"], registry=PROCESS_REGISTRY)
+HTTP_DURATION = Histogram("traceledger_http_request_duration_seconds", "Time to answer a request, by view.",
+                          ["view"], registry=PROCESS_REGISTRY,
+                          buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+
+
+def observe_request(method: str, view: str, status: int, seconds: float) -> None:
+    HTTP_REQUESTS.labels(method, view, str(status)).inc()
+    HTTP_DURATION.labels(view).observe(seconds)
 
 
 @dataclass
@@ -27,13 +50,14 @@ class Metric:
     help: str
     samples: list[tuple[dict[str, str], float]] = field(default_factory=list)
 
-    def render(self) -> str:
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
+    def family(self):
+        """This metric as a prometheus_client metric family."""
+        label_names = sorted({k for labels, _ in self.samples for k in labels})
+        kind = CounterMetricFamily if self.kind == "counter" else GaugeMetricFamily
+        family = kind(self.name, self.help, labels=label_names)
         for labels, value in self.samples:
-            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-            lines.append(f"{self.name}{{{label_text}}} {_number(value)}" if label_text else
-                         f"{self.name} {_number(value)}")
-        return "\n".join(lines)
+            family.add_metric([str(labels.get(k, "")) for k in label_names], float(value))
+        return family
 
 
 Collector = Callable[[], Iterable[Metric]]
@@ -44,18 +68,6 @@ def register(collector: Collector) -> Collector:
     if collector not in _collectors:
         _collectors.append(collector)
     return collector
-
-
-def _escape(value) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _number(value) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    return repr(float(value))
 
 
 def _configured() -> list[Collector]:
@@ -76,8 +88,33 @@ def collect() -> list[Metric]:
     return list(by_name.values())
 
 
-def render() -> str:
-    return "\n".join(m.render() for m in collect()) + "\n"
+class TraceLedgerCollector:
+    """Our collector functions as one prometheus_client custom collector."""
+
+    def collect(self):
+        for metric in collect():
+            yield metric.family()
+
+
+def scrape_registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)  # every worker's counters, summed
+    else:
+        registry.register(_ProcessMetrics())
+    registry.register(TraceLedgerCollector())
+    return registry
+
+
+class _ProcessMetrics:
+    def collect(self):
+        return PROCESS_REGISTRY.collect()
+
+
+def render(accept: str = "") -> tuple[bytes, str]:
+    """The exposition the scraper asked for (Accept header): body and content type."""
+    encoder, content_type = choose_encoder(accept)
+    return encoder(scrape_registry()), content_type
 
 
 @register

@@ -156,3 +156,18 @@ def test_it_purges_private_keys_that_earlier_versions_set_aside(keys_dir, capsys
     assert json.loads(capsys.readouterr().out)["destroyed"] == [aside.name]
     assert not aside.exists() and (keys_dir / "notes.txt").exists() and (keys_dir / "witness.pem").exists()
     assert ledger.payload_of(LedgerEntry.objects.get(kind="key.private_destroyed"))["file"] == aside.name
+
+
+def test_it_makes_missing_keys_once_where_generation_is_off(keys_dir, settings, capsys):
+    settings.TRACELEDGER_GENERATE_KEYS = False
+    with pytest.raises(keys.KeyFileError):
+        keys.get_signer("ledger")
+    call_command("keys", "init", "--purpose", "ledger", "webhook", "--json")
+    made = json.loads(capsys.readouterr().out)["keys"]
+    assert [(k["purpose"], k["made"]) for k in made] == [("ledger", True), ("webhook", True)]
+    assert mode(keys_dir / "ledger.pem") == 0o600
+    assert SigningKey.objects.filter(key_id=made[0]["key_id"], purpose="ledger").exists()
+    call_command("keys", "init", "--purpose", "ledger", "--json")
+    again = json.loads(capsys.readouterr().out)["keys"]
+    assert again == [{"purpose": "ledger", "key_id": made[0]["key_id"], "made": False}]
+    assert keys.get_signer("ledger").key_id == made[0]["key_id"]

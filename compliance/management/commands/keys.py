@@ -6,13 +6,16 @@ from compliance.lib.cli import ContractCommand
 
 
 class Command(ContractCommand):
-    help = ("Signing keys: `keys list`, `keys rotate --purpose P`, `keys revoke KEY_ID --reason R`, "
+    help = ("Signing keys: `keys init --purpose P...`, `keys list`, `keys rotate --purpose P`, "
+            "`keys revoke KEY_ID --reason R`, `keys register-witness VKEY`, "
             "`keys purge` (destroy retired private keys that earlier versions kept).")
     user_errors = ContractCommand.user_errors + (keys.KeyFileError,)  # WitnessError is a ValueError
 
     def add_command_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
         sub.add_parser("list", help="registered public keys and which one is current")
+        init = sub.add_parser("init", help="make the keys of these purposes where their files are missing")
+        init.add_argument("--purpose", required=True, nargs="+", choices=keys.PURPOSES)
         rotate = sub.add_parser("rotate", help="make a new key for a purpose and retire the old one")
         rotate.add_argument("--purpose", required=True, choices=keys.PURPOSES)
         revoke = sub.add_parser("revoke", help="revoke a key: what it signs from now on no longer verifies")
@@ -21,11 +24,16 @@ class Command(ContractCommand):
         sub.add_parser("purge", help="destroy the retired/revoked private key files earlier versions kept on disk")
         witness = sub.add_parser("register-witness", help="register the key of a witness that runs on another host")
         witness.add_argument("vkey", help="the witness's vkey (remotewitness init prints it)")
-        for p in (rotate, revoke, witness, sub.choices["list"], sub.choices["purge"]):
+        for p in (init, rotate, revoke, witness, sub.choices["list"], sub.choices["purge"]):
             p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
 
     def run(self, **o):
         actor = f"cli:{getpass.getuser()}"
+        if o["action"] == "init":
+            made = [(purpose, *keys.init(purpose)) for purpose in o["purpose"]]
+            lines = [f"{'made' if new else 'kept'} {purpose} key {signer.key_id}" for purpose, signer, new in made]
+            return "\n".join(lines), {"keys": [{"purpose": purpose, "key_id": signer.key_id, "made": new}
+                                               for purpose, signer, new in made]}
         if o["action"] == "rotate":
             new, old = keys.rotate(o["purpose"], actor=actor)
             lines = [f"new {new.purpose} key {new.key_id}"]
