@@ -234,6 +234,14 @@ else:
             "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL"},
         }
     }
+# A PostgreSQL streaming replica the dashboard's page views may read from
+# (compliance/project/dbrouter.py); writes and everything outside GET pages use the primary.
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+if DATABASE_URL and DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=60)
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["compliance.project.dbrouter.ReplicaRouter"]
+    MIDDLEWARE.append("compliance.project.dbrouter.replica_reads")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
