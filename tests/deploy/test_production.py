@@ -104,7 +104,7 @@ def test_probes_answer_by_ip_and_the_app_is_ready(prod):
 
 
 def test_it_signs_in_builds_and_draws_a_trace_in_chromium(prod, django_db_blocker):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     from inference.runtime import AuditedService
     from lineage.actions import do_deploy
@@ -128,8 +128,8 @@ def test_it_signs_in_builds_and_draws_a_trace_in_chromium(prod, django_db_blocke
         page.select_option("#id_model", str(prod.model_id))
         page.click("#submit-build")
         page.wait_for_url("**/builds/*/")
-        page.wait_for_function("document.getElementById('build-status').textContent.trim() === 'succeeded'",
-                               timeout=90_000)
+        # a locator, not wait_for_function: the CSP forbids the eval that the latter needs
+        expect(page.locator("#build-status")).to_have_text("succeeded", timeout=90_000)
         with django_db_blocker.unblock():  # committed at once: the web processes read it
             build = Build.objects.get(id=int(page.url.rstrip("/").split("/")[-1]))
             assert build.status == "succeeded" and build.engine.sha256
