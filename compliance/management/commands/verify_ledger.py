@@ -31,13 +31,7 @@ class Command(ContractCommand):
         if o["witness_state"] and not o.get("trust"):
             raise ValueError("--witness-state needs --trust FILE")
         if o.get("trust"):
-            result = trustcheck.verify(o["trust"], o["witness_state"])
-            data = result.to_dict()
-            if not result.ok:
-                data["_exit_code"] = 1
-                self.stderr.write(result.summary())
-                return "", data
-            return result.summary(), data
+            return self._answer(trustcheck.verify(o["trust"], o["witness_state"]))
         workers = settings.TRACELEDGER_VERIFY_WORKERS if o["workers"] is None else o["workers"]
         if workers < 0:
             raise ValueError("--workers must be 0 (one per CPU) or more")
@@ -45,6 +39,11 @@ class Command(ContractCommand):
         with progress(None, "verifying ledger", unit="entries") as bar:
             result = verify_ledger(since_last=o["since_last"], alert=o["alert"], workers=workers,
                                    progress=bar.advance_to)
+        return self._answer(result)
+
+    def _answer(self, result):
+        """The summary and JSON of a verification (of the ledger, or against a trust
+        file); a failure exits 1 with its summary on stderr."""
         data = result.to_dict()
         if not result.ok:
             data["_exit_code"] = 1
