@@ -174,3 +174,23 @@ def test_it_derives_one_key_per_use_of_a_salt():
     assert commit == HKDFExpand(hashes.SHA256(), 32, salts.OUTPUT_COMMITMENT).derive(salt)
     with pytest.raises(ValueError):
         salts.subkey(b"short", salts.OUTPUT_COMMITMENT)
+
+
+def test_its_hmac_is_the_standard_librarys_on_random_keys_and_messages():
+    """The stamp's HMAC-SHA256 is written over hashlib for speed; it must be RFC 2104's."""
+    import hmac
+    import os
+
+    from compliance.lib import salts
+
+    for size in (0, 1, 31, 63, 64, 65, 1000, 100_000):
+        key, message = os.urandom(32), os.urandom(size)
+        mac = salts.HmacSha256(key)
+        mac.update(message[: size // 2])
+        mac.update(memoryview(message[size // 2:]))
+        assert mac.digest() == hmac.digest(key, message, "sha256")
+        assert mac.hexdigest() == hmac.new(key, message, "sha256").hexdigest()
+    salt = os.urandom(32)
+    assert salts.subkey(salt, b"label") == hmac.digest(salt, b"label\x01", "sha256")
+    with pytest.raises(ValueError):
+        salts.HmacSha256(b"k" * 31)
