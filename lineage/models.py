@@ -329,6 +329,23 @@ class PredictionBatch(AppendOnlyModel):
     size = models.IntegerField()
 
 
+class PredictionHour(models.Model):
+    """Predictions per deployment and UTC hour, counted by the writer as it stores them
+    (inference.provenance.writer, in the same transaction, under the ledger head lock),
+    so that the overview and the explorer read a few hundred rows instead of counting
+    millions.  A convenience for display only: the ledger, not this count, is the
+    evidence.  `deployment_id` has no database constraint: it only names the deployment
+    the rows in `Prediction` already refer to."""
+
+    hour = models.DateTimeField()
+    deployment = models.ForeignKey(Deployment, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False,
+                                   db_index=False)
+    n = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["hour", "deployment"], name="prediction_hour_unique")]
+
+
 class Prediction(models.Model):
     """One prediction's provenance. `input_digest` and `output_digest` are salted
     commitments; the salt is kept in PredictionSalt, outside the ledger, so it can be erased.  Its ledger entry

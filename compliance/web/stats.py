@@ -1,24 +1,24 @@
-"""The numbers behind the overview, aggregated in the database (TruncHour/TruncDay and
-COUNT … GROUP BY over indexed columns), never by loading rows into Python.
+"""The numbers behind the overview, aggregated in the database (TruncDay and COUNT …
+GROUP BY over indexed columns), never by loading rows into Python.
 
-Predictions per hour: the hours that are over are counted once and kept in the cache
-for CLOSED_HOURS_TTL seconds (records ingested late from a spool show up within that
-time); only the current hour is counted on every request.  That keeps the overview's
-cost flat however many predictions a day brings."""
+Predictions per hour and per deployment come from PredictionHour, which the
+provenance writer keeps in the same transaction as the rows it counts: the overview
+reads a few hundred counters however many predictions there are (at 10,000,000
+predictions, counting the day's 1.4 million rows took a second), and a record
+ingested late from a spool shows up at once.  Hours are UTC hours."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.core.cache import cache
-from django.db.models import Count
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncDay
 from django.utils import timezone
 
 from compliance.investigation.ledger_checks import last_verification
 from compliance.ledger import ledger
 from compliance.models import Alert, Case
 from compliance.web.ledger_status import latest_checkpoint
-from lineage.models import Build, Deployment, Engine, EngineLoad, ModelSource, Prediction
+from lineage.models import Build, Deployment, Engine, EngineLoad, ModelSource, PredictionHour
 
 
 def _midnight(now: datetime) -> datetime:
@@ -36,7 +36,7 @@ def overview_counts(now: datetime | None = None, hourly: list[tuple[datetime, st
     if hourly is not None:  # its 24 hours always reach back past midnight
         today = sum(n for hour, _, n in hourly if hour >= midnight)
     else:
-        today = Prediction.objects.filter(timestamp__gte=midnight).count()
+        today = PredictionHour.objects.filter(hour__gte=midnight).aggregate(n=Sum("n"))["n"] or 0
     builds = dict(Build.objects.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n"))
     return {
         "models": ModelSource.objects.count(),
@@ -56,22 +56,11 @@ def ledger_health() -> dict:
     return {"checkpoint": checkpoint, "verification": last_verification()}
 
 
-def _hourly(since: datetime, until: datetime | None) -> list[tuple[datetime, int, int]]:
-    query = Prediction.objects.filter(timestamp__gte=since)
-    if until is not None:
-        query = query.filter(timestamp__lt=until)
-    return list(query.order_by().annotate(hour=TruncHour("timestamp")).values("hour", "deployment_id")
-                .annotate(n=Count("inference_id")).values_list("hour", "deployment_id", "n"))
-
-
 def predictions_per_hour(hours: int = 24, now: datetime | None = None) -> list[tuple[datetime, str, int]]:
     """(hour, service, count) for the last `hours` hours, oldest first."""
     now = now or timezone.now()
-    current = now.replace(minute=0, second=0, microsecond=0)
-    since = current - timedelta(hours=hours - 1)
-    closed = cache.get_or_set(f"traceledger:predictions-per-hour:{since.isoformat()}:{current.isoformat()}",
-                              lambda: _hourly(since, current), CLOSED_HOURS_TTL)
-    rows = closed + _hourly(current, None)
+    since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    rows = PredictionHour.objects.filter(hour__gte=since, hour__lte=now, n__gt=0).values_list("hour", "deployment_id", "n")
     services = dict(Deployment.objects.values_list("id", "service"))
     merged: dict[tuple[datetime, str], int] = {}
     for hour, deployment_id, n in rows:
@@ -100,5 +89,5 @@ def alerts_per_day(days: int = 30, now: datetime | None = None) -> list[tuple[da
 def prediction_counts(deployment_ids: list[int]) -> dict[int, int]:
     if not deployment_ids:
         return {}
-    return dict(Prediction.objects.filter(deployment_id__in=deployment_ids).order_by().values("deployment_id")
-                .annotate(n=Count("inference_id")).values_list("deployment_id", "n"))
+    return dict(PredictionHour.objects.filter(deployment_id__in=deployment_ids).order_by().values("deployment_id")
+                .annotate(total=Sum("n")).values_list("deployment_id", "total"))

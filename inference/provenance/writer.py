@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 
@@ -30,7 +31,7 @@ from compliance.ledger.canonical import canonical_json
 from compliance.lib.ids import datetime_from_us
 from inference.provenance.spool import Rejected
 from inference.provenance.stamp import ProvenanceRecord, iso_from_us
-from lineage.models import Prediction, PredictionBatch, PredictionSalt
+from lineage.models import Prediction, PredictionBatch, PredictionHour, PredictionSalt
 
 log = logging.getLogger("traceledger.recorder")
 
@@ -218,7 +219,27 @@ def _write(batch: Prepared, actor: str, check: bool) -> WriteResult:
         else:  # SQLite runs one writer at a time anyway
             first = ledger.append_rendered("prediction.recorded", batch.entries, render)
             _create_rows(batch.records, PredictionBatch.objects.create(first_index=first, size=size))
+        _count_hours(batch)
     return WriteResult(size, duplicates)
+
+
+def _count_hours(batch: Prepared) -> None:
+    """Add the batch to PredictionHour.  Under the ledger head lock, which every writer
+    takes before this (and holds to its commit): the counters' row locks are then always
+    taken in the same order, and two writers never wait on each other for them."""
+    counts: dict[tuple[str, str], int] = {}
+    for row, (_, ts, _) in zip(batch.rows, batch.entries):
+        key = (ts[:13], row.split("\t", 2)[1])  # "YYYY-MM-DDTHH", deployment id
+        counts[key] = counts.get(key, 0) + 1
+    adapt = connection.ops.adapt_datetimefield_value
+    params: list = []
+    for (hour, deployment_id), n in counts.items():
+        params += [adapt(datetime.fromisoformat(f"{hour}:00:00+00:00")), int(deployment_id), n]
+    table = PredictionHour._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f'INSERT INTO "{table}" ("hour", "deployment_id", "n") VALUES '
+                       f'{", ".join(["(%s, %s, %s)"] * len(counts))} ON CONFLICT ("hour", "deployment_id") '
+                       f'DO UPDATE SET "n" = "{table}"."n" + excluded."n"', params)
 
 
 def _next_batch_id() -> int:

@@ -9,11 +9,11 @@ from django.db.migrations.executor import MigrationExecutor
 from compliance.benchmarks.provenance import fake_records
 from compliance.models import LedgerEntry
 from inference.provenance.writer import write_records
-from lineage.models import Prediction, PredictionBatch
+from lineage.models import Prediction, PredictionBatch, PredictionHour
 
 BEFORE = ("lineage", "0006_fewer_indexes_on_append_paths")
 AFTER = ("lineage", "0007_prediction_batches")
-LATEST = ("lineage", "0008_evidence")
+LATEST = ("lineage", "0009_prediction_hours")
 
 
 def legacy(records):
@@ -47,6 +47,9 @@ def test_predictions_keep_their_ledger_entries_through_the_batch_migration(trans
         migrate(LATEST)
     # each older prediction is now a batch of one at its old index
     assert PredictionBatch.objects.count() == 7
+    # lineage 0009 counted the stored predictions per hour as the writer now does
+    assert sum(PredictionHour.objects.values_list("n", flat=True)) == 7
     assert {str(p.inference_id): p.ledger_index for p in Prediction.objects.select_related("batch")} == expected
     write_records(fake_records(credit_deployment, 2))  # the batch ids go on after the migrated ones
     assert PredictionBatch.objects.count() == 8
+    assert sum(PredictionHour.objects.values_list("n", flat=True)) == 9

@@ -31,7 +31,7 @@ from inference.provenance.spool import Rejected
 from inference.provenance.stamp import ProvenanceRecord, iso_from_us, uuid7_text
 from inference.provenance.writer import write_records
 from inference.runtime import AuditedService
-from lineage.models import Prediction, PredictionBatch, PredictionSalt
+from lineage.models import Prediction, PredictionBatch, PredictionHour, PredictionSalt
 from lineage.trace import trace
 from tests.conftest import ROOT, on_postgres, worker_env
 from tests.tcp_proxy import TcpProxy
@@ -79,6 +79,19 @@ def test_it_writes_rows_salts_and_leaves_together_and_skips_duplicates(credit_de
     assert salt == records[7].salt
     assert_ledger_matches({r.id for r in records})
     assert trace(records[7].inference_id).ok
+    assert_hours_counted()
+
+
+def assert_hours_counted():
+    """PredictionHour holds, per deployment and UTC hour, the number of stored rows."""
+    from collections import Counter
+    from datetime import timezone
+
+    stored = Counter((t.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0), d)
+                     for t, d in Prediction.objects.values_list("timestamp", "deployment_id"))
+    counted = {(h.astimezone(timezone.utc), d): n for h, d, n in
+               PredictionHour.objects.filter(n__gt=0).values_list("hour", "deployment_id", "n")}
+    assert counted == dict(stored)
 
 
 @pytest.mark.embedded
@@ -162,7 +175,7 @@ def test_only_the_ledger_entries_wait_for_the_head_lock(transactional_db, credit
         holder.join(30)
         writer.join(30)
     assert {Prediction._meta.db_table, PredictionSalt._meta.db_table} <= written
-    assert not {LedgerEntry._meta.db_table, PredictionBatch._meta.db_table} & written
+    assert not {LedgerEntry._meta.db_table, PredictionBatch._meta.db_table, PredictionHour._meta.db_table} & written
     assert result["written"].stored == 50
     assert_ledger_matches({r.id for r in records})
 
@@ -558,3 +571,47 @@ def test_it_offers_rejected_records_again_and_keeps_those_still_refused(credit_o
     call_command("replay_spool", "--dir", str(tmp_path), "--rejected", "--json")  # nothing new: idempotent
     assert json.loads(capsys.readouterr().out)["stored"] == 0 and Prediction.objects.count() == 1
     running.close()
+
+
+@pytest.mark.embedded
+def test_it_counts_each_stored_prediction_in_its_hour_once(credit_deployment):
+    """Records over three UTC hours, written in batches that straddle them and again as a
+    replay: each stored row is counted in its own hour, a duplicate never."""
+    records = fake_records(credit_deployment, 90)
+    base = 1_790_000_000_000_000 - 1_790_000_000_000_000 % 3_600_000_000 + 3_599_000_000  # 1 s before an hour ends
+    for i, r in enumerate(records):
+        r.ts_us = base + i * 80_000_000  # 80 s apart: 90 records over three hours
+        r.id = uuid7_text(r.ts_us // 1000, os.urandom(10))
+    write_records(records[:40])
+    write_records(records[30:70])  # overlaps the first batch
+    write_records(records)
+    assert Prediction.objects.count() == 90
+    assert_hours_counted()
+    assert sorted(PredictionHour.objects.values_list("n", flat=True)) == [1, 44, 45]
+
+
+def test_concurrent_writers_count_the_same_hour_without_deadlock(transactional_db, credit_deployment):
+    """Four writers, two of them replaying (the path that takes the head lock before its
+    rows), all counting into the same hour's row: no deadlock, every row counted once."""
+    assert on_postgres(), "concurrent writers need a server"
+    records = fake_records(credit_deployment, 800)
+    errors = []
+
+    def write(part):
+        try:
+            for start in range(0, len(part), 50):
+                write_records(part[start:start + 50])
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    parts = [records[:400], records[400:], records[200:600], records[::-1]]
+    threads = [threading.Thread(target=write, args=(part,)) for part in parts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert Prediction.objects.count() == 800
+    assert_hours_counted()
