@@ -3,6 +3,7 @@ and nothing but its JSON off one."""
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import pty
@@ -58,3 +59,29 @@ def test_it_shows_no_progress_off_a_terminal(embedded_home):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stderr == ""
     assert json.loads(done.stdout)["ok"] is True
+
+
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.django_db
+def test_a_command_draws_its_bar_on_its_own_stderr():
+    """ContractCommand.progress writes to the command's stderr (call_command(stderr=...)),
+    whole lines of tqdm's carriage-return updates, and never to stdout."""
+    from django.core.management import call_command
+
+    from compliance.ledger import checkpoints, ledger
+
+    ledger.append("trace.viewed", {"n": 1})
+    checkpoints.make_checkpoint()
+    out, err = io.StringIO(), Terminal()
+    call_command("verify_ledger", "--json", "--workers", "1", stdout=out, stderr=err)
+    assert json.loads(out.getvalue())["ok"] is True
+    assert "verifying ledger" in err.getvalue() and "entries/s" in err.getvalue() and "\r" in err.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    call_command("verify_ledger", "--json", "--workers", "1", stdout=out, stderr=err)
+    assert json.loads(out.getvalue())["ok"] is True and err.getvalue() == ""
