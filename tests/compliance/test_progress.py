@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.terminal import Terminal
+
 pytestmark = [pytest.mark.embedded]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,12 +63,6 @@ def test_it_shows_no_progress_off_a_terminal(embedded_home):
     assert json.loads(done.stdout)["ok"] is True
 
 
-class Terminal(io.StringIO):
-    """A stderr that says it is a terminal."""
-
-    def isatty(self) -> bool:
-        return True
-
 
 @pytest.mark.django_db
 def test_a_command_draws_its_bar_on_its_own_stderr():
@@ -85,3 +81,4 @@ def test_a_command_draws_its_bar_on_its_own_stderr():
     out, err = io.StringIO(), io.StringIO()
     call_command("verify_ledger", "--json", "--workers", "1", stdout=out, stderr=err)
     assert json.loads(out.getvalue())["ok"] is True and err.getvalue() == ""
+
