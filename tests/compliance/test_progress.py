@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.terminal import Terminal
+from tests.terminal import Terminal, counted
 
 pytestmark = [pytest.mark.embedded]
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,3 +82,32 @@ def test_a_command_draws_its_bar_on_its_own_stderr():
     call_command("verify_ledger", "--json", "--workers", "1", stdout=out, stderr=err)
     assert json.loads(out.getvalue())["ok"] is True and err.getvalue() == ""
 
+
+def test_a_bar_can_follow_a_count_from_a_thread():
+    """How bench provenance shows its ingest without touching the timed loop: a thread
+    reads how many are done; off a terminal there is no thread and no read."""
+    import threading
+    import time
+
+    from compliance.lib.progress import progress
+
+    done, reads = [0], []
+
+    def read():
+        reads.append(done[0])
+        return done[0]
+
+    err = Terminal()
+    with progress(50, "ingesting records", unit="rec", stream=err) as bar, bar.following(read, every=0.01):
+        for _ in range(5):
+            done[0] += 10
+            time.sleep(0.05)
+    assert counted(50, 50) in err.getvalue() and len(reads) > 2, err.getvalue()
+    assert not any(t.name == "progress" for t in threading.enumerate())
+
+    reads.clear()
+    quiet = io.StringIO()
+    with progress(50, "ingesting records", stream=quiet) as bar, bar.following(read, every=0.01):
+        done[0] += 10
+        time.sleep(0.05)
+    assert reads == [] and quiet.getvalue() == ""
