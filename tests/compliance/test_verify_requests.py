@@ -108,3 +108,25 @@ def test_progress_is_written_at_most_every_half_second_and_at_the_end(client):
     write(100, 100)  # the end always is
     assert row.get() == (100, 100)
 
+
+def test_the_ledger_page_shows_a_running_verification_and_polls_it(client, alice):
+    client.force_login(alice)
+    page = client.get("/ledger/").content.decode()  # nothing running: no bar, no script
+    assert 'id="verify-progress"' not in page and "verify_progress.js" not in page
+    running = VerificationRequest.objects.create(requested_by="charlie", started_at=timezone.now() - timedelta(seconds=10),
+                                                 entries_checked=300, entries_total=1000)
+    page = client.get("/ledger/").content.decode()
+    assert f'data-status-url="/api/v1/ledger/verify/{running.id}/"' in page
+    assert '<progress id="verify-bar" value="300" max="1000">' in page
+    assert "300 of 1000 entries · 30 entries/s · 23 s left" in page
+    assert '<span class="pill running" id="verify-state">running</span>' in page
+    assert '<script src="/static/js/verify_progress.js"></script>' in page
+    assert "<script>" not in page and " style=" not in page.split('id="verification"')[1].split("</section>")[0]
+
+    polled = client.get(f"/api/v1/ledger/verify/{running.id}/").json()
+    assert polled["status"] == "running" and polled["entries_checked"] == 300 and polled["entries_total"] == 1000
+    assert 29 <= polled["entries_per_s"] <= 30 and 23 <= polled["seconds_left"] <= 24
+
+    VerificationRequest.objects.filter(pk=running.pk).update(started_at=None, entries_checked=0, entries_total=None)
+    page = client.get("/ledger/").content.decode()  # queued: an indeterminate bar
+    assert '<progress id="verify-bar">' in page and "waiting for a worker" in page
