@@ -56,14 +56,17 @@ def _timed(fn) -> float:
     return time.perf_counter() - started
 
 
-def _write_file(path: Path, size: int) -> None:
-    block = os.urandom(64 << 20)
-    with open(path, "wb") as f:
+def _write_file(path: Path, size: int, block_size: int = 64 << 20) -> None:
+    from compliance.lib.progress import progress
+
+    block = os.urandom(block_size)
+    with open(path, "wb") as f, progress(size, "writing the test engine", unit="B") as bar:  # once per block
         written = 0
         while written < size:
             chunk = block[: min(len(block), size - written)]
             f.write(chunk)
             written += len(chunk)
+            bar.update(len(chunk))
 
 
 @contextmanager

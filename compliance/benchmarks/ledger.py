@@ -72,14 +72,20 @@ def _bench_env(home: Path) -> tuple[dict, callable]:
 
 
 def run(quick: bool = False) -> dict:
+    from compliance.lib.progress import on_terminal
+
     home = Path(tempfile.mkdtemp(prefix="traceledger-bench-"))
     env, cleanup = _bench_env(home)
     try:
+        # on a terminal the child draws its fill's progress there (its stderr is ours);
+        # elsewhere its stderr is kept to name a failure
         child = subprocess.run([sys.executable, "-m", "compliance.benchmarks.ledger", "--child"]
-                               + (["--quick"] if quick else []), cwd=BASE_DIR, env=env, capture_output=True,
-                               text=True)
+                               + (["--quick"] if quick else []), cwd=BASE_DIR, env=env, stdout=subprocess.PIPE,
+                               stderr=None if on_terminal() else subprocess.PIPE, text=True)
         if child.returncode != 0:
-            raise RuntimeError(f"ledger benchmark failed: {(child.stderr or child.stdout).strip().splitlines()[-1:]}")
+            said = (child.stderr or child.stdout or "").strip().splitlines()[-1:] or [
+                f"exit status {child.returncode}, its error shown above"]
+            raise RuntimeError(f"ledger benchmark failed: {said}")
         return json.loads(child.stdout.strip().splitlines()[-1])
     finally:
         cleanup()
@@ -162,6 +168,7 @@ def _fill(total: int, chunk: int = 1 << 16) -> None:
     from django.db import connection, transaction
 
     from compliance.ledger import merkle
+    from compliance.lib.progress import progress
     from compliance.models import LedgerHead
 
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -169,38 +176,40 @@ def _fill(total: int, chunk: int = 1 << 16) -> None:
     frontier: dict = {}
     postgres = connection.vendor == "postgresql"
     connection.ensure_connection()
-    for start in range(0, total, chunk):
-        count = min(chunk, total - start)
-        entries, leaves = [], []
-        for index in range(start, start + count):
-            payload = _payload(index)
-            # the ASCII fast path of RFC 8785 (what ledger.check_row accepts as canonical)
-            body = json.dumps({"index": index, "kind": "prediction.recorded", "subject": "", "actor": "bench",
-                               "time": stamp, "payload": payload},
-                              sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            leaf = merkle.leaf_hash(body.encode())
-            entries.append((index, "prediction.recorded", "", body, leaf.hex(), when))
-            leaves.append(leaf)
-        rows = merkle.nodes_for_batch(start, leaves, frontier)
-        produced = {(level, i): h for level, i, h in rows}
-        frontier = {k: produced.get(k) or frontier[k] for k in merkle.nodes_needed_for_root(start + count)}
-        nodes = [((level << 56) | i, h) for level, i, h in rows]
-        if postgres:
-            with connection.connection.cursor() as cursor:
-                with cursor.copy('COPY compliance_ledgerentry ("index", kind, subject, body, leaf_hash, created_at) '
-                                 "FROM STDIN") as copy:
-                    for row in entries:
-                        copy.write_row(row)
-                with cursor.copy("COPY compliance_merklenode (id, hash) FROM STDIN") as copy:
-                    for row in nodes:
-                        copy.write_row(row)
-            connection.connection.commit()
-        else:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.executemany('INSERT INTO compliance_ledgerentry ("index", kind, subject, body, leaf_hash, '
-                                   "created_at) VALUES (%s, %s, %s, %s, %s, %s)",
-                                   [(i, k, s, b, h, w.isoformat()) for i, k, s, b, h, w in entries])
-                cursor.executemany("INSERT INTO compliance_merklenode (id, hash) VALUES (%s, %s)", nodes)
+    with progress(total, "filling ledger", unit="entries") as bar:  # told once per chunk
+        for start in range(0, total, chunk):
+            count = min(chunk, total - start)
+            entries, leaves = [], []
+            for index in range(start, start + count):
+                payload = _payload(index)
+                # the ASCII fast path of RFC 8785 (what ledger.check_row accepts as canonical)
+                body = json.dumps({"index": index, "kind": "prediction.recorded", "subject": "", "actor": "bench",
+                                   "time": stamp, "payload": payload},
+                                  sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                leaf = merkle.leaf_hash(body.encode())
+                entries.append((index, "prediction.recorded", "", body, leaf.hex(), when))
+                leaves.append(leaf)
+            rows = merkle.nodes_for_batch(start, leaves, frontier)
+            produced = {(level, i): h for level, i, h in rows}
+            frontier = {k: produced.get(k) or frontier[k] for k in merkle.nodes_needed_for_root(start + count)}
+            nodes = [((level << 56) | i, h) for level, i, h in rows]
+            if postgres:
+                with connection.connection.cursor() as cursor:
+                    with cursor.copy('COPY compliance_ledgerentry ("index", kind, subject, body, leaf_hash, created_at) '
+                                     "FROM STDIN") as copy:
+                        for row in entries:
+                            copy.write_row(row)
+                    with cursor.copy("COPY compliance_merklenode (id, hash) FROM STDIN") as copy:
+                        for row in nodes:
+                            copy.write_row(row)
+                connection.connection.commit()
+            else:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.executemany('INSERT INTO compliance_ledgerentry ("index", kind, subject, body, leaf_hash, '
+                                       "created_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                                       [(i, k, s, b, h, w.isoformat()) for i, k, s, b, h, w in entries])
+                    cursor.executemany("INSERT INTO compliance_merklenode (id, hash) VALUES (%s, %s)", nodes)
+            bar.update(count)
     LedgerHead.objects.update_or_create(pk=1, defaults={"size": total})
     if postgres:
         with connection.cursor() as cursor:

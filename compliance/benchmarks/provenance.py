@@ -41,6 +41,7 @@ from django.test.utils import override_settings
 
 from compliance.ledger import keys
 from compliance.lib.ids import uuid7
+from compliance.lib.progress import progress
 from inference import samples
 from inference.provenance.recorder import BufferedRecorder
 from inference.provenance.stamp import ProvenanceRecord, uuid7_text
@@ -182,15 +183,17 @@ def measure_ingest(deployment, n: int, batch: int, spool_dir: Path) -> dict:
     before_predictions, before_ledger = Prediction.objects.count(), ledger.size()
     recorder = BufferedRecorder(spool_dir, batch=batch, interval_ms=20, buffer_max=max(4 * batch, 50_000),
                                 name="bench-ingest")
-    started = time.perf_counter()
-    record = recorder.record
-    for r in records:
-        record(r)
-    recorder.flush()
-    acknowledged = time.perf_counter()
-    if not recorder.drain(timeout=1800):
-        raise RuntimeError(f"ingest did not finish: {recorder.metrics()}")
-    finished = time.perf_counter()
+    # on a terminal, records in the database so far, read by a thread twice a second: the timed loop is untouched
+    with progress(n, "ingesting records", unit="rec") as bar, bar.following(lambda: recorder.delivered):
+        started = time.perf_counter()
+        record = recorder.record
+        for r in records:
+            record(r)
+        recorder.flush()
+        acknowledged = time.perf_counter()
+        if not recorder.drain(timeout=1800):
+            raise RuntimeError(f"ingest did not finish: {recorder.metrics()}")
+        finished = time.perf_counter()
     metrics = recorder.metrics()
     recorder.close()
     stored = Prediction.objects.count() - before_predictions

@@ -34,6 +34,7 @@ from compliance.models import Alert, Case, Checkpoint, LedgerEntry
 from lineage.models import Deployment, Prediction
 
 MAX_ALERTS = 200
+BATCH = 500  # predictions read and proved at a time
 ALERT_WINDOW = timedelta(days=7)
 
 
@@ -239,8 +240,12 @@ def _case_entries(case) -> list[LedgerEntry]:
     return found
 
 
-def collect(scope: Scope, *, max_predictions: int = 1000, now: datetime | None = None) -> Evidence:
+def collect(scope: Scope, *, max_predictions: int = 1000, now: datetime | None = None, progress=None) -> Evidence:
+    """Everything an export of `scope` carries.  `progress(done, total)` is told the
+    predictions proved so far (their entries read, their inclusion proofs made),
+    batch by batch."""
     now = now or timezone.now()
+    report = progress or (lambda done, total: None)
     related = Prediction.objects.select_related("deployment__engine__build__model", "batch")
     if scope.kind == "service":
         in_window = related.filter(deployment__service=scope.service, timestamp__gte=scope.since,
@@ -257,10 +262,11 @@ def collect(scope: Scope, *, max_predictions: int = 1000, now: datetime | None =
         deployments = {}
         stamp = predictions[0].timestamp
         period = (stamp - ALERT_WINDOW, min(stamp + ALERT_WINDOW, now))
+    report(0, len(predictions))
     for p in predictions:
         deployments.setdefault(p.deployment_id, p.deployment)
     chains = [_chain(d) for d in sorted(deployments.values(), key=lambda d: (d.created_at, d.id))]
-    prediction_entries = {p.inference_id: _entry(p.ledger_index, f"prediction {p.inference_id}") for p in predictions}
+    prediction_entries = _prediction_entries(predictions)
 
     alert_rows = Alert.objects.filter(created_at__gte=period[0], created_at__lt=period[1], ledger_index__isnull=False)
     alerts_total = alert_rows.count()
@@ -273,9 +279,27 @@ def collect(scope: Scope, *, max_predictions: int = 1000, now: datetime | None =
                         case_entries, [], [], [], [], "")
     needed = max(e.index for e in evidence.all_entries())
     _checkpoint_and_keys(evidence, needed)
-    indices = [e.index for e in evidence.all_entries()]
-    evidence.proofs = inclusion_proofs(indices, evidence.checkpoint.size)
+    size, nodes, proofs = evidence.checkpoint.size, {}, {}
+    for start in range(0, len(predictions), BATCH):
+        batch = predictions[start:start + BATCH]
+        proofs.update(inclusion_proofs([prediction_entries[p.inference_id].index for p in batch], size, nodes))
+        report(start + len(batch), len(predictions))
+    proofs.update(inclusion_proofs([e.index for e in evidence.all_entries() if e.index not in proofs], size, nodes))
+    evidence.proofs = proofs
     return evidence
+
+
+def _prediction_entries(predictions: list[Prediction]) -> dict[uuid.UUID, LedgerEntry]:
+    """The ledger entry of each prediction, read `BATCH` at a time."""
+    found = {}
+    for start in range(0, len(predictions), BATCH):
+        batch = predictions[start:start + BATCH]
+        rows = LedgerEntry.objects.in_bulk([p.ledger_index for p in batch if p.ledger_index is not None])
+        for p in batch:
+            if p.ledger_index not in rows:
+                raise ExportError(f"prediction {p.inference_id} has no ledger entry: it cannot be evidenced")
+            found[p.inference_id] = rows[p.ledger_index]
+    return found
 
 
 def _checkpoint_and_keys(evidence: Evidence, needed: int) -> None:
@@ -327,12 +351,13 @@ def _checkpoint_and_keys(evidence: Evidence, needed: int) -> None:
     evidence.key_entries = key_entries
 
 
-def inclusion_proofs(indices: list[int], size: int) -> dict[int, list[bytes]]:
-    """Inclusion proofs for many entries at one tree size, reading every node once."""
+def inclusion_proofs(indices: list[int], size: int, nodes: dict | None = None) -> dict[int, list[bytes]]:
+    """Inclusion proofs for many entries at one tree size, reading every node once;
+    `nodes` (a dict) keeps the nodes read for the next call at the same size."""
     needed = {i: merkle.nodes_needed_for_inclusion(i, size) for i in set(indices) if size > 1}
-    keys = sorted({k for ks in needed.values() for k in ks})
+    nodes = {} if nodes is None else nodes
+    keys = sorted({k for ks in needed.values() for k in ks if k not in nodes})
     reader = tree.DbNodeReader()
-    nodes: dict[merkle.Key, bytes] = {}
     for start in range(0, len(keys), 2000):
         nodes.update(reader.get_many(keys[start:start + 2000]))
     return {i: (merkle.inclusion_proof(i, size, nodes) if size > 1 else []) for i in set(indices)}

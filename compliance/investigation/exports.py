@@ -35,11 +35,12 @@ class Export:
 
 def do_export_report(scope: Scope, *, acting_user: str, pdf: bool = True, bundle: bool = True,
                      disclose: dict | None = None, discloser=None, bundle_name: str = "",
-                     max_predictions: int = 1000) -> Export:
+                     max_predictions: int = 1000, progress=None) -> Export:
     """Produce the requested files for `scope` and record the export in the ledger.
     `disclose` is the data subject's input (name → array): `discloser` (a user holding
     the discloser role) attempts to open the commitment with it, a recorded and
-    rate-limited act (compliance.investigation.disclosure)."""
+    rate-limited act (compliance.investigation.disclosure).  `progress(done, total)`
+    is told the predictions proved so far (evidence.collect)."""
     if not pdf and not bundle:
         raise ValueError("nothing to export: ask for a PDF, a bundle or both")
     if disclose is not None and scope.kind == "service":
@@ -50,7 +51,7 @@ def do_export_report(scope: Scope, *, acting_user: str, pdf: bool = True, bundle
     if disclose is not None:
         prediction = Prediction.objects.get(inference_id=scope.inference_id)
         disclosed = do_attempt_disclosure(prediction, disclose, user=discloser)
-    evidence = collect(scope, max_predictions=max_predictions)
+    evidence = collect(scope, max_predictions=max_predictions, progress=progress)
     evidence.disclosed = disclosed
     export = Export(evidence)
     bundle_bytes = evidence.bundle_bytes()

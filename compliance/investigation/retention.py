@@ -20,6 +20,7 @@ from compliance.models import Case
 from lineage.models import Prediction, PredictionSalt
 
 MINIMUM_DAYS = 183  # six months
+ERASE_BATCH = 5_000  # salts per DELETE
 
 
 def _now() -> datetime:
@@ -46,8 +47,17 @@ def expired_salts(now: datetime | None = None):
     return expired.exclude(inference_id__in=held), kept, cutoff
 
 
-def do_apply_retention(*, dry_run: bool = False, acting_user: str = "system", now: datetime | None = None) -> dict:
-    """Erase the salts of predictions older than the retention period; record it."""
+def do_apply_retention(*, dry_run: bool = False, acting_user: str = "system", now: datetime | None = None,
+                       batch: int = ERASE_BATCH, progress=None) -> dict:
+    """Erase the salts of predictions older than the retention period; record it.
+
+    The salts go `batch` at a time (in primary-key ranges, so no statement carries a
+    list of ids), all in one transaction with the ledger entry that records them: a
+    failure erases nothing.  `progress(done, total)` is told the salts erased after
+    each batch."""
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    report = progress or (lambda done, total: None)
     with transaction.atomic():
         expired, held_back, cutoff = expired_salts(now)
         count = expired.count()
@@ -55,7 +65,19 @@ def do_apply_retention(*, dry_run: bool = False, acting_user: str = "system", no
                   "salts_expired": count, "held_by_legal_hold": held_back, "dry_run": dry_run}
         if dry_run:
             return result
-        erased, _ = expired.delete()
+        report(0, count)
+        erased, last = 0, None
+        while True:
+            rest = expired if last is None else expired.filter(inference_id__gt=last)
+            nth = rest.order_by("inference_id").values_list("inference_id", flat=True)[batch - 1:batch]
+            upper = next(iter(nth), None)  # the batch's last id; None: what is left fits in one batch
+            # the hold test stays in the deleting statement (expired's subquery)
+            deleted, _ = (rest if upper is None else rest.filter(inference_id__lte=upper)).delete()
+            erased += deleted
+            report(erased, max(count, erased))
+            if upper is None:
+                break
+            last = upper
         result["salts_erased"] = erased
         entry = ledger.append("retention.applied",
                               {k: v for k, v in result.items() if k != "dry_run"},

@@ -23,6 +23,14 @@ class ContractCommand(BaseCommand):
     def run(self, **options) -> tuple[str, dict]:
         raise CommandError("command has no run()")
 
+    def progress(self, total: int | None, description: str, *, unit: str = "it"):
+        """A progress bar (compliance.lib.progress) on this command's stderr, drawn only
+        when that is a terminal: stdout, where `--json` goes, is never written to."""
+        from compliance.lib.progress import progress
+
+        # the raw stream under Django's OutputWrapper, which would end every write with a newline
+        return progress(total, description, unit=unit, stream=getattr(self.stderr, "_out", self.stderr))
+
     def handle(self, *args, **options):
         try:
             summary, data = self.run(**options)

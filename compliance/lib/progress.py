@@ -3,10 +3,14 @@ stderr and only when stderr is a terminal, so `--json` on stdout and logs stay c
 
     with progress(total, "verifying", unit="entries") as bar:
         bar.update(n)            # or pass bar.advance_to as a callback: advance_to(done, total)
+
+    with progress(total, "ingesting", unit="rec") as bar, bar.following(lambda: sink.delivered):
+        ...                      # a timed loop: a thread reads the count twice a second
 """
 from __future__ import annotations
 
 import sys
+import threading
 from contextlib import contextmanager
 
 
@@ -15,6 +19,12 @@ class Progress:
 
     def __init__(self, bar):
         self.bar = bar
+
+    @property
+    def shown(self) -> bool:
+        """Whether a bar is drawn (on a terminal): work that would only feed the bar
+        (a watcher thread, a count) can be skipped when it is not."""
+        return self.bar is not None
 
     def update(self, n: int) -> None:
         if self.bar is not None:
@@ -28,6 +38,29 @@ class Progress:
             self.bar.total = total
             self.bar.refresh()
         self.bar.update(max(0, done - self.bar.n))
+
+    @contextmanager
+    def following(self, read, every: float = 0.5):
+        """While the block runs, move the bar to `read()` (how many are done) every
+        `every` seconds from a thread of its own, so that a measured loop carries no
+        progress code at all; off a terminal, no thread."""
+        if self.bar is None:
+            yield self
+            return
+        stop = threading.Event()
+
+        def follow():
+            while not stop.wait(every):
+                self.advance_to(read())
+
+        thread = threading.Thread(target=follow, name="progress", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
+            self.advance_to(read())
 
     def describe(self, text: str) -> None:
         if self.bar is not None:

@@ -2,7 +2,10 @@
 queued full verifications and disclosure attempts."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
+from django.utils import timezone
 
 
 class ApiToken(models.Model):
@@ -60,18 +63,34 @@ class VerificationRequest(models.Model):
     ok = models.BooleanField(null=True)
     detail = models.CharField(max_length=500, blank=True)
     ledger_index = models.BigIntegerField(null=True)
+    # progress while it runs, written by the task every half second or so
+    entries_checked = models.BigIntegerField(default=0)
+    entries_total = models.BigIntegerField(null=True, blank=True)
 
     def status(self) -> str:
         if self.finished_at:
             return "succeeded" if self.ok else "failed"
         return "running" if self.started_at else "queued"
 
+    def progress(self, now: datetime | None = None) -> dict:
+        """Entries checked of the total (None until the task has read the ledger's
+        size), the rate since it started and, while it runs, the time left at that rate."""
+        done, total = self.entries_checked, self.entries_total
+        until = self.finished_at or now or timezone.now()
+        elapsed = (until - self.started_at).total_seconds() if self.started_at else 0.0
+        rate = done / elapsed if done and elapsed > 0 else None
+        left = max(0.0, (total - done) / rate) if rate and total is not None and not self.finished_at else None
+        return {"entries_checked": done, "entries_total": total,
+                "entries_per_s": round(rate, 1) if rate else None,
+                "seconds_left": round(left, 1) if left is not None else None}
+
     def to_dict(self) -> dict:
         return {"id": self.id, "status": self.status(), "requested_by": self.requested_by,
                 "requested_at": self.requested_at.isoformat(),
                 "started_at": self.started_at.isoformat() if self.started_at else None,
                 "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-                "ok": self.ok, "detail": self.detail or None, "ledger_index": self.ledger_index}
+                "ok": self.ok, "detail": self.detail or None, "ledger_index": self.ledger_index,
+                **self.progress()}
 
 
 class DisclosureAttempt(models.Model):

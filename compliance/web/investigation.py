@@ -36,7 +36,7 @@ from compliance.lib.roles import (
     may,
     role_required,
 )
-from compliance.models import Alert, Case, LedgerEntry, NotificationDelivery, NotificationRule
+from compliance.models import Alert, Case, LedgerEntry, NotificationDelivery, NotificationRule, VerificationRequest
 from compliance.web import charts, metrics, stats
 from compliance.web.forms import (
     SEVERITY_CHOICES,
@@ -107,10 +107,14 @@ def ledger_list(request):
     if request.GET.get("subject"):
         query = ledger.about(request.GET["subject"].strip(), query)
     page = page_for_view(request, query.defer("body"), ("index",))
+    # a verification queued or running: its progress, refreshed by static/js/verify_progress.js
+    running = VerificationRequest.objects.filter(slot=True).order_by("-id").first()
     context = {"page": page, "kinds": sorted(ledger.KINDS), "size": ledger.size(),
                "filters": {k: request.GET.get(k, "") for k in ("kind", "subject")},
                "checkpoints": checkpoints(), "verification": last_verification(),
-               "witness_status": witnesses.status()}
+               "witness_status": witnesses.status(), "running": running,
+               "running_progress": running.progress() if running else None,
+               "running_url": f"/api/v1/ledger/verify/{running.id}/" if running else ""}
     return render(request, "compliance/ledger_list.html", context)
 
 

@@ -175,3 +175,28 @@ def test_it_lets_an_admin_place_and_release_a_legal_hold_that_stops_erasure(page
     expect(page.locator("#hold-released-by")).to_have_text("charlie")
     assert [e.kind for e in LedgerEntry.objects.filter(subject=f"case:{case.id}").order_by("index")] == [
         "case.opened", "case.hold_placed", "case.hold_released"]
+
+
+def test_it_shows_a_running_verification_fill_up_and_then_its_result(page, live_server, alice):
+    """The ledger page polls the verification's status (static/js/verify_progress.js,
+    no inline script) and reloads once it has finished."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from compliance.models import VerificationRequest
+
+    running = VerificationRequest.objects.create(requested_by="charlie", started_at=timezone.now() - timedelta(seconds=10),
+                                                 entries_checked=0, entries_total=1000)
+    login(page, live_server, "alice", PASSWORD)
+    page.goto(f"{live_server.url}/ledger/")
+    expect(page.locator("#verify-figures")).to_contain_text("0 of 1000 entries")
+    VerificationRequest.objects.filter(pk=running.pk).update(entries_checked=600)
+    expect(page.locator("#verify-figures")).to_contain_text("600 of 1000 entries")
+    expect(page.locator("#verify-figures")).to_contain_text("entries/s")
+    expect(page.locator("#verify-bar")).to_have_attribute("value", "600")  # the IDL attribute reflects
+    expect(page.locator("#verify-bar")).to_have_attribute("max", "1000")
+    shot(page, "10-verification-running")
+    VerificationRequest.objects.filter(pk=running.pk).update(entries_checked=1000, finished_at=timezone.now(), ok=True,
+                                                             slot=None)
+    expect(page.locator("#verify-progress")).to_have_count(0)  # reloaded with the result

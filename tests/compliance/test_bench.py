@@ -3,6 +3,7 @@ is not migrated, medians over runs, and the dashboard bench's fill through the i
 writer (the full benchmarks are run by `make bench`, their quick forms by `make check`)."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from compliance.management.commands.bench import available
+from tests.terminal import Terminal, counted
 
 pytestmark = [pytest.mark.embedded]
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,3 +97,57 @@ def test_it_fills_the_dashboard_bench_through_the_ingest_writer_and_the_ledger_v
     assert figures["database"] == connection.vendor
     assert figures["predictions"] == 6000 and figures["verified_entries"] > 6000
     assert figures["fill_per_s"] > 0 and figures["trace_p95_ms"] > 0 and "trace_p95_ratio" in figures
+
+
+
+@pytest.mark.django_db
+def test_the_ledger_bench_fill_shows_its_progress_on_a_terminal(monkeypatch):
+    from django.db import connection
+
+    from compliance.benchmarks import ledger as bench
+    from compliance.models import LedgerEntry
+
+    if connection.vendor == "postgresql":
+        pytest.skip("on PostgreSQL the fill COPYs and commits outside the test's transaction (make bench runs it)")
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    bench._empty_ledger()
+    bench._fill(300, chunk=128)
+    assert LedgerEntry.objects.count() == 300
+    shown = err.getvalue()
+    assert "filling ledger" in shown and counted(300, 300) in shown and "entries/s" in shown, shown
+    assert shown.count("\r") <= 6  # told once per chunk of 128, not per entry
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_the_ledger_bench_child_draws_on_our_terminal_only(monkeypatch, terminal):
+    """The fill runs in a child process: on a terminal its stderr is ours (its bar shows),
+    elsewhere it is kept to name a failure; stdout carries its JSON either way."""
+    from compliance.benchmarks import ledger as bench
+
+    calls = []
+
+    def fake_run(args, **kwargs):
+        calls.append(kwargs)
+        return subprocess.CompletedProcess(args, 0, stdout='{"append_per_s": 1}\n', stderr=None)
+
+    monkeypatch.setattr(bench, "_bench_env", lambda home: ({}, lambda: None))
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    monkeypatch.setattr(sys, "stderr", Terminal() if terminal else io.StringIO())
+    assert bench.run(quick=True) == {"append_per_s": 1}
+    assert calls[0]["stdout"] == subprocess.PIPE
+    assert calls[0]["stderr"] == (None if terminal else subprocess.PIPE)
+
+
+def test_the_build_bench_shows_the_test_engine_being_written(tmp_path, monkeypatch):
+    from compliance.benchmarks.build import _write_file
+
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    _write_file(tmp_path / "engine.bin", 10_000, block_size=4096)
+    assert (tmp_path / "engine.bin").stat().st_size == 10_000
+    shown = err.getvalue()
+    assert "writing the test engine" in shown and "100%" in shown and counted(10_000, 10_000) in shown and "B/s" in shown, shown
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    _write_file(tmp_path / "quiet.bin", 10_000, block_size=4096)
+    assert sys.stderr.getvalue() == ""

@@ -3,6 +3,7 @@ and nothing but its JSON off one."""
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import pty
@@ -13,6 +14,8 @@ import termios
 from pathlib import Path
 
 import pytest
+
+from tests.terminal import Terminal, counted
 
 pytestmark = [pytest.mark.embedded]
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,3 +61,53 @@ def test_it_shows_no_progress_off_a_terminal(embedded_home):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stderr == ""
     assert json.loads(done.stdout)["ok"] is True
+
+
+
+@pytest.mark.django_db
+def test_a_command_draws_its_bar_on_its_own_stderr():
+    """ContractCommand.progress writes to the command's stderr (call_command(stderr=...)),
+    whole lines of tqdm's carriage-return updates, and never to stdout."""
+    from django.core.management import call_command
+
+    from compliance.ledger import checkpoints, ledger
+
+    ledger.append("trace.viewed", {"n": 1})
+    checkpoints.make_checkpoint()
+    out, err = io.StringIO(), Terminal()
+    call_command("verify_ledger", "--json", "--workers", "1", stdout=out, stderr=err)
+    assert json.loads(out.getvalue())["ok"] is True
+    assert "verifying ledger" in err.getvalue() and "entries/s" in err.getvalue() and "\r" in err.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    call_command("verify_ledger", "--json", "--workers", "1", stdout=out, stderr=err)
+    assert json.loads(out.getvalue())["ok"] is True and err.getvalue() == ""
+
+
+def test_a_bar_can_follow_a_count_from_a_thread():
+    """How bench provenance shows its ingest without touching the timed loop: a thread
+    reads how many are done; off a terminal there is no thread and no read."""
+    import threading
+    import time
+
+    from compliance.lib.progress import progress
+
+    done, reads = [0], []
+
+    def read():
+        reads.append(done[0])
+        return done[0]
+
+    err = Terminal()
+    with progress(50, "ingesting records", unit="rec", stream=err) as bar, bar.following(read, every=0.01):
+        for _ in range(5):
+            done[0] += 10
+            time.sleep(0.05)
+    assert counted(50, 50) in err.getvalue() and len(reads) > 2, err.getvalue()
+    assert not any(t.name == "progress" for t in threading.enumerate())
+
+    reads.clear()
+    quiet = io.StringIO()
+    with progress(50, "ingesting records", stream=quiet) as bar, bar.following(read, every=0.01):
+        done[0] += 10
+        time.sleep(0.05)
+    assert reads == [] and quiet.getvalue() == ""

@@ -40,6 +40,7 @@ from inference import samples
 from inference.runtime import AuditedService
 from lineage.models import Build, Prediction, PredictionSalt
 from tests.conftest import ROOT, Worker
+from tests.terminal import Terminal, counted
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 # The offline verifier and everything it imports: copied alone into a virtualenv that has
@@ -398,6 +399,37 @@ def test_it_exports_a_service_over_a_time_window(demo, tmp_path):
     bundle["predictions"].append(json.loads((tmp_path / "o.json").read_bytes())["predictions"][0])
     failed = {c.name: c.detail for c in verify_bytes(encode_bundle(bundle)).checks if not c.ok}
     assert "outside the window" in failed.get("scope", ""), failed
+
+
+
+def test_it_shows_progress_over_a_service_window_on_a_terminal_only(demo, tmp_path, monkeypatch):
+    from compliance.investigation import evidence
+
+    since, until = timezone.now() - timedelta(days=400), timezone.now() + timedelta(minutes=1)
+    expected = Prediction.objects.filter(deployment__service="credit-scoring", timestamp__gte=since,
+                                         timestamp__lt=until).count()
+    monkeypatch.setattr(evidence, "BATCH", 7)  # several batches, the proofs' node cache shared between them
+    seen = []
+    result = do_export_report(Scope.for_service("credit-scoring", since, until), acting_user="alice", pdf=False,
+                              progress=lambda done, total: seen.append((done, total)))
+    assert seen[0] == (0, expected) and seen[-1] == (expected, expected)
+    assert [d for d, _ in seen] == list(range(0, expected, 7)) + [expected]
+    checks = verify_bytes(result.files["bundle"]).checks
+    assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+
+    window = ["--service", "credit-scoring", "--since", since.isoformat(), "--until", until.isoformat()]
+    out, err = io.StringIO(), Terminal()
+    call_command("export_report", *window, "--bundle", tmp_path / "s.json", "--json", stdout=out, stderr=err)
+    assert json.loads(out.getvalue())["predictions"] == expected  # stdout stays one JSON object
+    shown = err.getvalue()
+    assert "proving predictions" in shown and counted(expected, expected) in shown and "100%" in shown, shown
+    out, err = io.StringIO(), io.StringIO()
+    call_command("export_report", *window, "--bundle", tmp_path / "s.json", "--json", stdout=out, stderr=err)
+    assert json.loads(out.getvalue())["predictions"] == expected and err.getvalue() == ""
+    out, err = io.StringIO(), Terminal()  # one prediction: no bar
+    call_command("export_report", demo["disputed_inference_id"], "--bundle", tmp_path / "p.json", "--json",
+                 stdout=out, stderr=err)
+    assert json.loads(out.getvalue())["predictions"] == 1 and err.getvalue() == ""
 
 
 def test_it_exports_a_case_with_its_events(demo, tmp_path):

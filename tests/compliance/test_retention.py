@@ -29,6 +29,7 @@ from lineage.actions import do_deploy
 from lineage.models import Prediction, PredictionSalt
 from lineage.trace import trace
 from tests.conftest import ROOT, register
+from tests.terminal import Terminal, counted
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 
@@ -107,6 +108,43 @@ def test_it_applies_retention_from_the_command_line(service):
     call_command("apply_retention", stdout=out)
     assert out.getvalue().startswith("erased 1 salt(s) older than 190 days")
     assert PredictionSalt.objects.count() == 1
+
+
+
+def test_it_erases_in_batches_and_reports_each(service):
+    old = {record_old_prediction(service, days_ago=400) for _ in range(5)}
+    held = record_old_prediction(service, days_ago=400)
+    from compliance.investigation.cases import do_open_case
+
+    do_open_case(Prediction.objects.get(inference_id=held), kind="gdpr_art22", summary="contested",
+                 acting_user="alice", legal_hold=True)
+    seen = []
+    result = do_apply_retention(batch=2, progress=lambda done, total: seen.append((done, total)))
+    assert result["salts_erased"] == 5 and result["held_by_legal_hold"] == 1
+    assert not PredictionSalt.objects.filter(inference_id__in=old).exists()
+    assert PredictionSalt.objects.filter(inference_id=held).exists()
+    assert seen[0] == (0, 5) and seen[-1] == (5, 5)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen) and (2, 5) in seen and (4, 5) in seen
+    entry = LedgerEntry.objects.get(index=result["ledger_index"])
+    assert ledger.payload_of(entry)["salts_erased"] == 5  # one entry for all the batches
+
+
+def test_it_shows_retention_progress_on_a_terminal_only(service):
+    for _ in range(3):
+        record_old_prediction(service, days_ago=1000)
+    out, err = io.StringIO(), Terminal()
+    call_command("apply_retention", "--json", stdout=out, stderr=err)
+    assert json.loads(out.getvalue())["salts_erased"] == 3  # stdout stays one JSON object
+    assert "erasing salts" in err.getvalue() and counted(3, 3) in err.getvalue(), err.getvalue()
+    assert "salts/s" in err.getvalue()
+
+    record_old_prediction(service, days_ago=1000)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("apply_retention", "--json", stdout=out, stderr=err)
+    assert json.loads(out.getvalue())["salts_erased"] == 1 and err.getvalue() == ""
+    out, err = io.StringIO(), Terminal()
+    call_command("apply_retention", "--dry-run", "--json", stdout=out, stderr=err)
+    assert json.loads(out.getvalue())["dry_run"] is True and err.getvalue() == ""  # a count shows no bar
 
 
 def test_it_refuses_less_than_six_months_in_production():

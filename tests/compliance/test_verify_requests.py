@@ -68,3 +68,65 @@ def test_opening_a_trace_goes_to_the_access_log_not_the_ledger(client, alice, cr
     assert not LedgerEntry.objects.filter(kind="trace.viewed").exists()
     views = AccessRecord.objects.filter(action="trace.viewed", target=f"prediction:{iid}")
     assert [v.actor for v in views] == ["alice", "alice"]
+
+
+def test_a_running_verification_writes_its_progress_and_the_api_returns_it(client, alice, credit_onnx, eager,
+                                                                          monkeypatch):
+    from compliance.investigation import ledger_checks
+    from compliance.ledger import ledger
+
+    seed(credit_onnx, predictions=2)
+    size = ledger.size()
+    seen, real = [], ledger_checks.verify_ledger
+
+    def small_chunks(*, alert, progress):  # many chunks, each written: the row as the page would poll it
+        def told(done, total):
+            progress(done, total)
+            seen.append(VerificationRequest.objects.values_list("entries_checked", "entries_total").get())
+        return real(alert=alert, chunk=4, progress=told)
+
+    monkeypatch.setattr(ledger_checks, "verify_ledger", small_chunks)
+    monkeypatch.setattr(ledger_checks, "PROGRESS_EVERY_S", 0)
+    client.force_login(alice)
+    polled = client.get(client.post("/api/v1/ledger/verify/").json()["status_url"]).json()
+    assert polled["status"] == "succeeded"
+    assert polled["entries_checked"] == polled["entries_total"] == size and polled["seconds_left"] is None
+    assert len(seen) == -(-size // 4) and seen[0] == (4, size) and seen[-1] == (size, size)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_progress_is_written_at_most_every_half_second_and_at_the_end(client):
+    from compliance.investigation.ledger_checks import ProgressWriter
+
+    running = VerificationRequest.objects.create(requested_by="alice", started_at=timezone.now())
+    write = ProgressWriter(running.id, every=60)
+    row = VerificationRequest.objects.values_list("entries_checked", "entries_total")
+    write(10, 100)
+    assert row.get() == (10, 100)
+    write(20, 100)  # within the interval: not written
+    assert row.get() == (10, 100)
+    write(100, 100)  # the end always is
+    assert row.get() == (100, 100)
+
+
+def test_the_ledger_page_shows_a_running_verification_and_polls_it(client, alice):
+    client.force_login(alice)
+    page = client.get("/ledger/").content.decode()  # nothing running: no bar, no script
+    assert 'id="verify-progress"' not in page and "verify_progress.js" not in page
+    running = VerificationRequest.objects.create(requested_by="charlie", started_at=timezone.now() - timedelta(seconds=10),
+                                                 entries_checked=300, entries_total=1000)
+    page = client.get("/ledger/").content.decode()
+    assert f'data-status-url="/api/v1/ledger/verify/{running.id}/"' in page
+    assert '<progress id="verify-bar" value="300" max="1000">' in page
+    assert "300 of 1000 entries · 30 entries/s · 23 s left" in page
+    assert '<span class="pill running" id="verify-state">running</span>' in page
+    assert '<script src="/static/js/verify_progress.js"></script>' in page
+    assert "<script>" not in page and " style=" not in page.split('id="verification"')[1].split("</section>")[0]
+
+    polled = client.get(f"/api/v1/ledger/verify/{running.id}/").json()
+    assert polled["status"] == "running" and polled["entries_checked"] == 300 and polled["entries_total"] == 1000
+    assert 29 <= polled["entries_per_s"] <= 30 and 23 <= polled["seconds_left"] <= 24
+
+    VerificationRequest.objects.filter(pk=running.pk).update(started_at=None, entries_checked=0, entries_total=None)
+    page = client.get("/ledger/").content.decode()  # queued: an indeterminate bar
+    assert '<progress id="verify-bar">' in page and "waiting for a worker" in page

@@ -20,6 +20,7 @@ from inference.specs import parse_profile
 from lineage.actions import ActionError
 from lineage.models import Build, CalibrationSet
 from tests.conftest import register
+from tests.terminal import Terminal, counted
 
 pytestmark = [pytest.mark.embedded]
 
@@ -137,9 +138,11 @@ def test_it_builds_from_the_cli_with_calibration_shapes_wait_and_ci_variables(wo
     monkeypatch.setenv("GIT_COMMIT", "d" * 40)
     for name in ("TRACELEDGER_USER", "GITLAB_USER_LOGIN", "CI_COMMIT_SHA"):
         monkeypatch.delenv(name, raising=False)
+    err = Terminal()
     call_command("build_engine", "--model", model.sha256, "--precision", "int8", "--calibration", str(path),
-                 "--shape", "features=1x4:8x4:64x4", "--shape", "category=1:8:64", "--wait", "--json")
-    data = json.loads(capsys.readouterr().out)
+                 "--shape", "features=1x4:8x4:64x4", "--shape", "category=1:8:64", "--wait", "--json", stderr=err)
+    data = json.loads(capsys.readouterr().out)  # stdout stays one JSON object; the stages went to stderr
+    assert f"build {data['build_id']}" in err.getvalue() and counted(4, 4) in err.getvalue(), err.getvalue()
     build = Build.objects.get(pk=data["build_id"])
     assert data["status"] == "succeeded" and data["engine_sha256"] == build.engine.sha256
     assert build.submitter == data["submitter"] == "octocat" and build.commit == "d" * 40

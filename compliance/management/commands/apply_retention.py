@@ -12,7 +12,11 @@ class Command(ContractCommand):
         parser.add_argument("--dry-run", action="store_true", help="count only; erase nothing, record nothing")
 
     def run(self, **o):
-        result = do_apply_retention(dry_run=o["dry_run"], acting_user=getpass.getuser())
+        if o["dry_run"]:  # one count: nothing to show progress of
+            result = do_apply_retention(dry_run=True, acting_user=getpass.getuser())
+        else:
+            with self.progress(None, "erasing salts", unit="salts") as bar:
+                result = do_apply_retention(acting_user=getpass.getuser(), progress=bar.advance_to)
         if o["dry_run"]:
             summary = (f"dry run: {result['salts_expired']} salt(s) older than {result['retention_days']} days "
                        f"would be erased; {result['held_by_legal_hold']} kept under legal hold")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import getpass
+from contextlib import nullcontext
 from pathlib import Path
 
 from compliance.investigation.evidence import Scope, parse_time
@@ -68,10 +69,15 @@ class Command(ContractCommand):
             if discloser is None:
                 raise ValueError("--disclose-input needs --user USERNAME, a user holding the discloser role")
 
-        export = do_export_report(scope, acting_user=getpass.getuser(), pdf=bool(o["pdf"]),
-                                  bundle=bool(o["bundle"]), disclose=disclose, discloser=discloser,
-                                  bundle_name=Path(o["bundle"]).name if o["bundle"] else "",
-                                  max_predictions=o["max_predictions"])
+        # a service window can hold many predictions, each read and proved: show how far
+        shown = (self.progress(None, "proving predictions", unit="predictions") if scope.kind == "service"
+                 else nullcontext())
+        with shown as bar:
+            export = do_export_report(scope, acting_user=getpass.getuser(), pdf=bool(o["pdf"]),
+                                      bundle=bool(o["bundle"]), disclose=disclose, discloser=discloser,
+                                      bundle_name=Path(o["bundle"]).name if o["bundle"] else "",
+                                      max_predictions=o["max_predictions"],
+                                      progress=bar.advance_to if bar is not None else None)
         written = {}
         for kind in ("pdf", "bundle"):
             if o[kind]:

@@ -5,7 +5,6 @@ from django.conf import settings
 from compliance.ledger import trustcheck, trustfile
 from compliance.ledger.verify import verify_ledger
 from compliance.lib.cli import ContractCommand
-from compliance.lib.progress import progress
 
 
 class Command(ContractCommand):
@@ -36,7 +35,7 @@ class Command(ContractCommand):
         if workers < 0:
             raise ValueError("--workers must be 0 (one per CPU) or more")
         workers = workers or os.cpu_count() or 1
-        with progress(None, "verifying ledger", unit="entries") as bar:
+        with self.progress(None, "verifying ledger", unit="entries") as bar:
             result = verify_ledger(since_last=o["since_last"], alert=o["alert"], workers=workers,
                                    progress=bar.advance_to)
         return self._answer(result)

@@ -1,7 +1,6 @@
 import time
 
 from compliance.lib.cli import ContractCommand, ci_commit, ci_user
-from compliance.lib.progress import progress
 from inference.build_requests import check_build_request, do_request_build
 from inference.specs import parse_profile
 from lineage.actions import get_model
@@ -39,7 +38,7 @@ class Command(ContractCommand):
         if o["wait"]:
             deadline = time.monotonic() + o["timeout"]
             stages = [Build.QUEUED, Build.BUILDING, Build.VERIFYING, Build.SIGNING]
-            with progress(len(stages), f"build {build.id}", unit="stage") as bar:
+            with self.progress(len(stages), f"build {build.id}", unit="stage") as bar:
                 while True:
                     build.refresh_from_db()
                     if build.status in Build.FINAL or time.monotonic() > deadline:
