@@ -76,7 +76,7 @@ class LedgerEntryList(APIView):
         """Ledger entries, newest first (keyset by index)."""
         query = LedgerEntry.objects.all()
         if request.query_params.get("kind"):
-            query = query.filter(kind=request.query_params["kind"])
+            query = query.of_kind(request.query_params["kind"])
         if request.query_params.get("subject"):
             query = ledger.about(request.query_params["subject"], query)
         return Response(page_for_api(query, request, ("index",), entry_dict) | {"size": ledger.size()})

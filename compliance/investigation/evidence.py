@@ -213,7 +213,7 @@ def _entry(index: int | None, what: str) -> LedgerEntry:
 
 
 def _by_subject(kind: str, subject: str, what: str) -> LedgerEntry:
-    entry = LedgerEntry.objects.filter(kind=kind, subject=subject).order_by("index").first()
+    entry = LedgerEntry.objects.of_kind(kind).filter(subject=subject).order_by("index").first()
     if entry is None:
         raise ExportError(f"{what} has no {kind} ledger entry: it cannot be evidenced")
     return entry
@@ -233,7 +233,7 @@ def _chain(deployment: Deployment) -> Chain:
 
 def _case_entries(case) -> list[LedgerEntry]:
     found = []
-    for entry in LedgerEntry.objects.filter(kind__startswith="case.").order_by("index"):
+    for entry in LedgerEntry.objects.indexed().filter(kind__startswith="case.").order_by("index"):
         payload = json.loads(entry.body)["payload"]
         if entry.subject == f"case:{case.pk}" or payload.get("case_id") == case.pk:
             found.append(entry)
@@ -346,7 +346,7 @@ def _checkpoint_and_keys(evidence: Evidence, needed: int) -> None:
     evidence.build_keys = [build_rows[k].public_key for k in build_ids]
 
     # every key event below the checkpoint: the registry its extension line commits to
-    key_entries = list(LedgerEntry.objects.filter(kind__in=keylog.KEY_KINDS, index__lt=checkpoint.size)
+    key_entries = list(LedgerEntry.objects.of_kind(*keylog.KEY_KINDS).filter(index__lt=checkpoint.size)
                        .order_by("index"))
     evidence.key_entries = key_entries
 

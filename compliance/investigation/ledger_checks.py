@@ -112,7 +112,7 @@ def run_requested(request_id: int, actor: str) -> None:
 
 
 def last_verification() -> dict | None:
-    entry = LedgerEntry.objects.filter(kind="ledger.verified").order_by("-index").first()
+    entry = LedgerEntry.objects.of_kind("ledger.verified").order_by("-index").first()
     if entry is None:
         return None
     body = json.loads(entry.body)

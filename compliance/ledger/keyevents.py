@@ -38,7 +38,7 @@ def _rows(query):
 
 def load(upto: int | None = None) -> keylog.KeyLog:
     """The key log from every key entry (below `upto` when given)."""
-    query = LedgerEntry.objects.filter(kind__in=keylog.KEY_KINDS)
+    query = LedgerEntry.objects.of_kind(*keylog.KEY_KINDS)
     if upto is not None:
         query = query.filter(index__lt=upto)
     return keylog.derive(_rows(query))
@@ -46,14 +46,14 @@ def load(upto: int | None = None) -> keylog.KeyLog:
 
 def state_of(key_id: str) -> keylog.KeyState | None:
     """One key's state from its own entries (found through the subject index)."""
-    query = LedgerEntry.objects.filter(subject=f"key:{key_id[:16]}", kind__in=keylog.KEY_KINDS)
+    query = LedgerEntry.objects.of_kind(*keylog.KEY_KINDS).filter(subject=f"key:{key_id[:16]}")
     return keylog.derive(_rows(query)).get(key_id)
 
 
 def registry_leaves(upto: int) -> list[bytes]:
     """Leaf hashes of the key entries below `upto`, in index order (what a checkpoint
     commits to)."""
-    return [bytes.fromhex(h) for h in LedgerEntry.objects.filter(kind__in=keylog.KEY_KINDS, index__lt=upto)
+    return [bytes.fromhex(h) for h in LedgerEntry.objects.of_kind(*keylog.KEY_KINDS).filter(index__lt=upto)
             .order_by("index").values_list("leaf_hash", flat=True)]
 
 

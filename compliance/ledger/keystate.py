@@ -40,8 +40,8 @@ def times_of(key_ids: Iterable[str]) -> dict[str, KeyTimes]:
     if not wanted:
         return {}
     found: dict[str, dict] = {}
-    rows = LedgerEntry.objects.filter(kind__in=("key.retired", "key.revoked"),
-                                      subject__in={f"key:{k[:16]}" for k in wanted}).order_by("index")
+    rows = LedgerEntry.objects.of_kind("key.retired", "key.revoked").filter(
+        subject__in={f"key:{k[:16]}" for k in wanted}).order_by("index")
     for kind, body in rows.values_list("kind", "body"):
         entry = json.loads(body)
         payload = entry.get("payload") or {}
@@ -67,7 +67,7 @@ def signature_problem(key_id: str, signed_at: datetime | None) -> str:
 def entry_time(kind: str, subject: str) -> datetime | None:
     """The time of the first ledger entry of `kind` about `subject` (e.g. when a build's
     manifest was signed: its `build.succeeded` entry)."""
-    body = LedgerEntry.objects.filter(kind=kind, subject=subject).order_by("index").values_list("body", flat=True).first()
+    body = LedgerEntry.objects.of_kind(kind).filter(subject=subject).order_by("index").values_list("body", flat=True).first()
     if body is None:
         return None
     return datetime.fromisoformat(json.loads(body)["time"].replace("Z", "+00:00"))

@@ -25,7 +25,7 @@ from django.db.models import Q
 from compliance.ledger import merkle, tree
 from compliance.ledger.bulk import copy_lines, insert_rows
 from compliance.ledger.canonical import canonical_json
-from compliance.models import LedgerEntry, LedgerHead
+from compliance.models import UNINDEXED_KIND, LedgerEntry, LedgerHead
 
 # One JSON log line per committed entry (production logging); the ledger stays the record.
 audit_log = logging.getLogger("traceledger.audit")
@@ -233,7 +233,6 @@ def hold_head() -> None:
 # prediction: indexing them would double the append cost). The layer that owns such
 # a subject registers how to find its entry's own index (lineage, for "prediction:").
 _OWN_INDEX: dict[str, Callable[[str], int | None]] = {}
-UNINDEXED_KIND = "prediction.recorded"
 
 
 def register_own_index(prefix: str, find: Callable[[str], int | None]) -> None:

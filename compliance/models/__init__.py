@@ -32,6 +32,25 @@ class AppendOnlyModel(models.Model):
         raise PermissionError(f"{type(self).__name__} is append-only")
 
 
+# One entry per prediction: left out of the kind and subject indexes below.
+UNINDEXED_KIND = "prediction.recorded"
+
+
+class LedgerEntryQuerySet(AppendOnlyQuerySet):
+    """SQLite's planner uses a partial index only when the query repeats the index's
+    condition word for word (PostgreSQL proves it from `kind = 'build.succeeded'`); at
+    1,000,000 entries a lookup by kind that does not walked the whole primary key (0.3 s
+    a query on the dashboard's pages).  These methods repeat it."""
+
+    def of_kind(self, *kinds: str):
+        query = self.filter(kind=kinds[0]) if len(kinds) == 1 else self.filter(kind__in=kinds)
+        return query if UNINDEXED_KIND in kinds else query.exclude(kind=UNINDEXED_KIND)
+
+    def indexed(self):
+        """Only the entries the kind and subject indexes hold (every kind but predictions')."""
+        return self.exclude(kind=UNINDEXED_KIND)
+
+
 class LedgerHead(models.Model):
     """One row holding the ledger size. Appenders lock it, which gives every entry a
     gapless, totally ordered index on PostgreSQL and SQLite alike."""
@@ -42,6 +61,8 @@ class LedgerHead(models.Model):
 class LedgerEntry(AppendOnlyModel):
     """One leaf of the Merkle log. `body` is the exact canonical JSON (RFC 8785) that
     was hashed: leaf_hash = SHA-256(0x00 || body)."""
+
+    objects = LedgerEntryQuerySet.as_manager()
 
     index = models.BigIntegerField(primary_key=True)
     # no single-column indexes: the (kind, index) and (subject, index) indexes below
@@ -62,9 +83,9 @@ class LedgerEntry(AppendOnlyModel):
         # through Prediction.ledger_index instead (see ledger.about); listing that
         # kind walks the primary key, where nearly every entry is one.
         indexes = [models.Index(fields=["kind", "index"], name="ledger_kind_index",
-                                condition=~models.Q(kind="prediction.recorded")),
+                                condition=~models.Q(kind=UNINDEXED_KIND)),
                    models.Index(fields=["subject", "index"], name="ledger_subject_index",
-                                condition=~models.Q(kind="prediction.recorded"))]
+                                condition=~models.Q(kind=UNINDEXED_KIND))]
 
     def __str__(self) -> str:
         return f"#{self.index} {self.kind} {self.subject}"

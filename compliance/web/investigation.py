@@ -103,7 +103,7 @@ def alert_acknowledge(request, pk):
 def ledger_list(request):
     query = LedgerEntry.objects.all()
     if request.GET.get("kind"):
-        query = query.filter(kind=request.GET["kind"])
+        query = query.of_kind(request.GET["kind"])
     if request.GET.get("subject"):
         query = ledger.about(request.GET["subject"].strip(), query)
     page = page_for_view(request, query.defer("body"), ("index",))
