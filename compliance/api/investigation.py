@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from django.db import transaction
+from django.urls import reverse
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -115,7 +116,7 @@ class LedgerVerify(APIView):
             running = exc.running.to_dict() if exc.running else {}
             raise ApiError(str(exc), status.HTTP_409_CONFLICT, {"request": running}) from None
         queued.refresh_from_db()
-        return Response({"request": queued.to_dict(), "status_url": f"/api/v1/ledger/verify/{queued.id}/"},
+        return Response({"request": queued.to_dict(), "status_url": reverse("api-ledger-verify-status", args=[queued.id])},
                         status=status.HTTP_202_ACCEPTED)
 
 

@@ -38,7 +38,7 @@ urlpatterns = [
     path("api/v1/ledger/entries/", investigation.LedgerEntryList.as_view()),
     path("api/v1/ledger/entries/<int:index>/", investigation.LedgerEntryDetail.as_view()),
     path("api/v1/ledger/verify/", investigation.LedgerVerify.as_view()),
-    path("api/v1/ledger/verify/<int:pk>/", investigation.LedgerVerifyStatus.as_view()),
+    path("api/v1/ledger/verify/<int:pk>/", investigation.LedgerVerifyStatus.as_view(), name="api-ledger-verify-status"),
     path("api/v1/cases/", investigation.CaseList.as_view()),
     path("api/v1/cases/<int:pk>/", investigation.CaseDetail.as_view()),
     path("api/v1/cases/<int:pk>/notes/", investigation.CaseNoteCreate.as_view()),

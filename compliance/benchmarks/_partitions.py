@@ -62,7 +62,8 @@ def _build_shadow(cursor) -> int:
 
 
 def _queries(now: datetime, ids: list, deployments: list[int]):
-    """(name, sql for the plain table, sql for the partitioned one, parameter maker)."""
+    """(name, query with {t} for the table and {prune} for the partitioned one's id range,
+    that range's condition, the query's parameters, the range's parameters)."""
     six = now - timedelta(hours=6)
     hour = now.replace(minute=0, second=0, microsecond=0)
     day = hour - timedelta(hours=23)
@@ -72,8 +73,7 @@ def _queries(now: datetime, ids: list, deployments: list[int]):
     per_day = ("SELECT date_trunc('hour', timestamp) AS h, deployment_id, count(*) FROM {t} "
                "WHERE timestamp >= %s AND timestamp < %s{prune} GROUP BY h, deployment_id")
     return [
-        ("point", "SELECT * FROM {t} WHERE inference_id = %s", "",
-         lambda: [random.choice(ids)]),
+        ("point", "SELECT * FROM {t} WHERE inference_id = %s", "", lambda: [random.choice(ids)], lambda: []),
         ("window", window, " AND inference_id >= %s",
          lambda: [random.choice(deployments), six], lambda: [uuid7_floor(six)]),
         ("hour", per_hour, " AND inference_id >= %s", lambda: [hour], lambda: [uuid7_floor(hour)]),
@@ -112,11 +112,10 @@ def measure(connection, rounds: int = 30) -> dict:
             deployments = [row[0] for row in cursor.fetchall()]
             now = datetime.now(timezone.utc)
             figures = {"partitions": partitions, "shadow_build_s": round(build_s, 1)}
-            for name, sql, prune, params, *extra in _queries(now, ids, deployments):
+            for name, sql, prune, params, more in _queries(now, ids, deployments):
                 rng = random.getstate()
                 plain = _time(cursor, sql.format(t="lineage_prediction", prune=""), params, rounds)
                 random.setstate(rng)
-                more = extra[0] if extra else (lambda: [])
                 parted = _time(cursor, sql.format(t=SHADOW, prune=prune), lambda: params() + more(), rounds)
                 a, b = _summary(plain), _summary(parted)
                 figures[name] = {"plain": a, "partitioned": b,

@@ -20,12 +20,6 @@ class Progress:
     def __init__(self, bar):
         self.bar = bar
 
-    @property
-    def shown(self) -> bool:
-        """Whether a bar is drawn (on a terminal): work that would only feed the bar
-        (a watcher thread, a count) can be skipped when it is not."""
-        return self.bar is not None
-
     def update(self, n: int) -> None:
         if self.bar is not None:
             self.bar.update(n)

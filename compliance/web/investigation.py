@@ -17,6 +17,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -114,7 +115,7 @@ def ledger_list(request):
                "checkpoints": checkpoints(), "verification": last_verification(),
                "witness_status": witnesses.status(), "running": running,
                "running_progress": running.progress() if running else None,
-               "running_url": f"/api/v1/ledger/verify/{running.id}/" if running else ""}
+               "running_url": reverse("api-ledger-verify-status", args=[running.id]) if running else ""}
     return render(request, "compliance/ledger_list.html", context)
 
 

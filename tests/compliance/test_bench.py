@@ -100,15 +100,11 @@ def test_it_fills_the_dashboard_bench_through_the_ingest_writer_and_the_ledger_v
 
 
 
-@pytest.mark.django_db
-def test_the_ledger_bench_fill_shows_its_progress_on_a_terminal(monkeypatch):
-    from django.db import connection
-
+def test_the_ledger_bench_fill_shows_its_progress_on_a_terminal(monkeypatch, transactional_db):
+    """On PostgreSQL the fill COPYs and commits chunk by chunk: no test transaction around it."""
     from compliance.benchmarks import ledger as bench
     from compliance.models import LedgerEntry
 
-    if connection.vendor == "postgresql":
-        pytest.skip("on PostgreSQL the fill COPYs and commits outside the test's transaction (make bench runs it)")
     err = Terminal()
     monkeypatch.setattr(sys, "stderr", err)
     bench._empty_ledger()
