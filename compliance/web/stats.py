@@ -25,9 +25,6 @@ def _midnight(now: datetime) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-CLOSED_HOURS_TTL = 300
-
-
 def overview_counts(now: datetime | None = None, hourly: list[tuple[datetime, str, int]] | None = None) -> dict:
     """Counts for the overview; `hourly` (from predictions_per_hour) saves recounting
     today's predictions."""
