@@ -108,6 +108,9 @@ def measure(connection, rounds: int = 30) -> dict:
         try:
             cursor.execute("SELECT inference_id FROM lineage_prediction TABLESAMPLE SYSTEM (1) LIMIT 500")
             ids = [row[0] for row in cursor.fetchall()]
+            if not ids:  # a small table: 1 % of its pages can be none of them; sorting it is cheap then
+                cursor.execute("SELECT inference_id FROM lineage_prediction ORDER BY random() LIMIT 500")
+                ids = [row[0] for row in cursor.fetchall()]
             cursor.execute("SELECT DISTINCT deployment_id FROM lineage_prediction")
             deployments = [row[0] for row in cursor.fetchall()]
             now = datetime.now(timezone.utc)
